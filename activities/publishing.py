@@ -1,0 +1,156 @@
+"""Side effects of publishing: fetch media, hold until the second and publish, reconcile.
+
+Activities are methods of one class that receives its dependencies (a shared httpx client, the
+settings, the database and the credential cipher), as in Temporal's hello_activity_method sample.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.media_fetch import MediaFetchError, download
+from herald.contracts import (
+    PrepareMediaInput,
+    PrepareMediaResult,
+    PublishInput,
+    PublishOutput,
+    ReconcileInput,
+    ReconcileOutput,
+)
+from herald.crypto import CredentialCipher
+from herald.failures import not_publishable, to_application_error
+from herald.settings import Settings
+from providers import get_adapter_class
+from providers.base import Adapter, MediaFile, ProviderError, PublishRequest
+from store.db import Database
+from store.models import Account, Post
+
+HEARTBEAT_EVERY = 2.0
+
+
+class PublishActivities:
+    def __init__(self, settings: Settings, db: Database, http: httpx.AsyncClient, cipher: CredentialCipher):
+        self.settings = settings
+        self.db = db
+        self.http = http
+        self.cipher = cipher
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _load(self, post_id: str) -> tuple[Post, Account]:
+        with self.db.session() as s:
+            post = s.get(Post, post_id)
+            if post is None:
+                raise not_publishable("post_not_found", f"post {post_id} no longer exists")
+            account = s.get(Account, post.account_id)
+            if account is None or account.status == "disconnected":
+                raise not_publishable("account_disconnected", f"account {post.account_handle} is disconnected")
+            return post, account
+
+    def _adapter(self, provider: str) -> Adapter:
+        return get_adapter_class(provider)(self.http, self.settings.provider_base(provider))
+
+    def _media_dir(self, post_id: str) -> Path:
+        return (self.settings.data_dir / "media" / post_id).resolve()
+
+    async def _fetch_missing(self, post: Post) -> list[dict[str, Any]]:
+        """Download every media item that has no local copy on this worker; returns the new list."""
+        items = [dict(m) for m in post.media]
+        for index, item in enumerate(items):
+            local = item.get("local")
+            if local and Path(local["path"]).exists():
+                continue
+            try:
+                item["local"] = await download(
+                    self.http, item["url"], self._media_dir(post.id), index,
+                    max_bytes=self.settings.max_media_download_bytes,
+                    allow_private=self.settings.allow_private_networks,
+                    heartbeat=lambda d: activity.heartbeat(d),
+                )
+            except MediaFetchError as exc:
+                raise not_publishable("media_unavailable", str(exc)) from None
+        return items
+
+    def _save_media(self, post_id: str, items: list[dict[str, Any]]) -> None:
+        with self.db.session() as s:
+            post = s.get(Post, post_id)
+            if post is not None:
+                post.media = items
+                s.add(post)
+                s.commit()
+
+    # --- activities ---------------------------------------------------------------------------
+
+    @activity.defn(name="prepare_media")
+    async def prepare_media(self, inp: PrepareMediaInput) -> PrepareMediaResult:
+        post, _ = await asyncio.to_thread(self._load, inp.post_id)
+        if not post.media:
+            return PrepareMediaResult(files=0, bytes=0)
+        items = await self._fetch_missing(post)
+        await asyncio.to_thread(self._save_media, post.id, items)
+        return PrepareMediaResult(files=len(items), bytes=sum(i["local"]["size"] for i in items))
+
+    @activity.defn(name="publish")
+    async def publish(self, inp: PublishInput) -> PublishOutput:
+        post, account = await asyncio.to_thread(self._load, inp.post_id)
+        credentials = self.cipher.decrypt(account.credentials_encrypted)
+        items = await self._fetch_missing(post) if post.media else []
+        request = PublishRequest(
+            post_id=post.id,
+            text=post.description,
+            title=post.name,
+            media=[MediaFile(**i["local"], alt_text=i.get("altText")) for i in items],
+            settings=post.settings,
+        )
+        adapter = self._adapter(post.provider)
+        try:
+            prepared = await adapter.prepare_publish(credentials, request)
+            await hold_until(inp.publish_at, inp.max_hold_seconds)
+            sent_at = datetime.now(timezone.utc)
+            result = await prepared.send()
+        except ProviderError as exc:
+            raise to_application_error(exc) from None
+        return PublishOutput(
+            provider_post_id=result.provider_post_id, provider_url=result.provider_url,
+            http_status=result.http_status, sent_at=sent_at,
+        )
+
+    @activity.defn(name="reconcile")
+    async def reconcile(self, inp: ReconcileInput) -> ReconcileOutput:
+        post, account = await asyncio.to_thread(self._load, inp.post_id)
+        credentials = self.cipher.decrypt(account.credentials_encrypted)
+        request = PublishRequest(post_id=post.id, text=post.description, title=post.name, settings=post.settings)
+        try:
+            res = await self._adapter(post.provider).reconcile(credentials, request, post.provider_post_id)
+        except ProviderError as exc:
+            # A failed lookup is not an answer: let Temporal retry the read.
+            raise ApplicationError(f"reconcile lookup failed: {exc.message}", type="ReconcileFailed") from None
+        return ReconcileOutput(
+            state=res.state,
+            provider_post_id=res.result.provider_post_id if res.result else None,
+            provider_url=res.result.provider_url if res.result else None,
+            detail=res.detail,
+        )
+
+
+async def hold_until(instant: datetime, max_hold_seconds: float) -> None:
+    """Sleep until `instant`, heartbeating, then return as close to it as the loop allows.
+
+    Workflow timers fire "no earlier than" and queue behind other work in a burst, so the
+    workflow wakes `lead` seconds early and this activity holds for the exact second.
+    """
+    target = min(instant.timestamp(), time.time() + max_hold_seconds)
+    while True:
+        remaining = target - time.time()
+        if remaining <= 0:
+            return
+        activity.heartbeat("holding")
+        await asyncio.sleep(min(remaining, HEARTBEAT_EVERY))

@@ -1,0 +1,53 @@
+"""The FastAPI application: thin by design. Routes authenticate, validate, write the projection,
+start or update workflows, and return; they never wait on a workflow's result except for the
+short reconcile workflow."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.routes import connections, health, keys, posts, runs, schedules, workspace
+from herald.settings import Settings, get_settings
+from store import keys as key_store
+from store.db import Database
+
+log = logging.getLogger("herald.api")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # noqa: ANN202
+        app.state.settings = settings
+        app.state.db = Database(settings.db_url)
+        app.state.temporal = None
+        app.state.temporal_lock = asyncio.Lock()
+        app.state.http = httpx.AsyncClient(timeout=httpx.Timeout(settings.provider_timeout_seconds, connect=10.0))
+        if settings.bootstrap_key:
+            with app.state.db.session() as s:
+                key_store.ensure_bootstrap_key(s, settings.bootstrap_key)
+                s.commit()
+            log.info("bootstrap key ensured for workspace 'default'")
+        try:
+            yield
+        finally:
+            await app.state.http.aclose()
+            app.state.db.dispose()
+
+    app = FastAPI(
+        title="Herald API",
+        version="0.1.0",
+        description="Durable social-media publishing on Temporal. SocialClaw-shaped API.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for module in (health, keys, workspace, connections, schedules, runs, posts):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,80 @@
+"""GET /health: is this deployment able to publish right now?"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from herald.timeparse import iso_ms
+
+router = APIRouter(tags=["status"])
+
+# A poller counts as alive if it polled within this window (long polls last about a minute).
+POLLER_FRESH_SECONDS = 90
+
+
+async def _check_database(request: Request) -> dict:
+    try:
+        await asyncio.to_thread(request.app.state.db.ping)
+        return {"ok": True}
+    except Exception as exc:  # noqa: BLE001
+        return {"ok": False, "error": f"database unreachable ({type(exc).__name__})"}
+
+
+async def _check_temporal_and_workers(request: Request) -> tuple[dict, dict]:
+    from temporalio.api.enums.v1 import TaskQueueType
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+
+    from api.deps import get_temporal
+
+    settings = request.app.state.settings
+    try:
+        client = await asyncio.wait_for(get_temporal(request), timeout=5)
+    except Exception:  # noqa: BLE001
+        return {"ok": False, "error": "Temporal unreachable"}, {"ok": False, "error": "unknown: Temporal unreachable"}
+    queues = {}
+    now = datetime.now(timezone.utc)
+    try:
+        for kind, qtype in (("workflow", TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW),
+                            ("activity", TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)):
+            resp = await client.workflow_service.describe_task_queue(
+                DescribeTaskQueueRequest(namespace=settings.temporal_namespace,
+                                         task_queue=TaskQueue(name=settings.task_queue), task_queue_type=qtype),
+                timeout=timedelta(seconds=5),
+            )
+            ages = [(now - p.last_access_time.ToDatetime(tzinfo=timezone.utc)).total_seconds() for p in resp.pollers]
+            fresh = [a for a in ages if a <= POLLER_FRESH_SECONDS]
+            queues[kind] = {"pollers": len(fresh), "lastPollAgeSeconds": round(min(ages), 1) if ages else None}
+    except Exception as exc:  # noqa: BLE001
+        return {"ok": False, "error": f"Temporal call failed ({type(exc).__name__})"}, {"ok": False}
+    workers_ok = all(q["pollers"] > 0 for q in queues.values())
+    workers = {"ok": workers_ok, "taskQueue": settings.task_queue, "queues": queues}
+    if not workers_ok:
+        workers["error"] = f"no worker is polling task queue {settings.task_queue!r}"
+    return {"ok": True, "namespace": settings.temporal_namespace}, workers
+
+
+@router.get("/health")
+async def health(request: Request) -> JSONResponse:
+    """Service health: database, Temporal, and whether a worker is really polling (no auth)."""
+    settings = request.app.state.settings
+    db, (temporal, workers) = await asyncio.gather(_check_database(request), _check_temporal_and_workers(request))
+    checks = {"db": db, "temporal": temporal, "workers": workers}
+    healthy = all(c["ok"] for c in checks.values())
+    body = {
+        "ok": True, "service": "herald-api", "status": "ok" if healthy else "degraded",
+        "now": iso_ms(datetime.now(timezone.utc)), "publicBaseUrl": settings.api_base,
+        **checks,
+    }
+    if healthy:
+        return JSONResponse(body)
+    failing = [name for name, c in checks.items() if not c["ok"]]
+    # 503 lets a load balancer or uptime check act; the checks stay readable in details.
+    return JSONResponse(
+        {"ok": False, "code": "degraded", "message": f"unhealthy: {', '.join(failing)}", "details": body},
+        status_code=503,
+    )

@@ -1,0 +1,96 @@
+"""Rows -> SocialClaw-shaped JSON. The one place that decides what callers see (never secrets)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from herald.settings import Settings
+from herald.temporal import post_workflow_id, run_workflow_id, ui_url
+from herald.timeparse import iso_ms
+from store.models import Account, ApiKey, Connection, Job, Post, PostAttempt, Run
+
+
+def ts(value: datetime | None) -> str | None:
+    return iso_ms(value) if value is not None else None
+
+
+def _ui(settings: Settings, workflow_id: str) -> str:
+    return ui_url(settings.temporal_ui_base, settings.temporal_namespace, workflow_id)
+
+
+def key_json(key: ApiKey, secret: str | None = None) -> dict[str, Any]:
+    out = {
+        "id": key.id, "prefix": key.prefix, "label": key.label, "kind": key.kind,
+        "createdAt": ts(key.created_at), "lastUsedAt": ts(key.last_used_at), "revokedAt": ts(key.revoked_at),
+    }
+    if secret is not None:
+        out["secret"] = secret
+    return out
+
+
+def account_json(a: Account) -> dict[str, Any]:
+    return {
+        "id": a.id, "provider": a.provider, "handle": a.handle, "displayName": a.display_name,
+        "accountType": a.account_type, "externalId": a.external_id, "status": a.status,
+        "connectionId": a.connection_id, "metadata": a.meta,
+        "createdAt": ts(a.created_at), "updatedAt": ts(a.updated_at),
+    }
+
+
+def connection_json(c: Connection, account: Account | None = None) -> dict[str, Any]:
+    return {
+        "id": c.id, "provider": c.provider, "status": c.status, "authorizeUrl": c.authorize_url,
+        "error": c.error, "account": account_json(account) if account else None,
+        "createdAt": ts(c.created_at), "updatedAt": ts(c.updated_at),
+    }
+
+
+def run_json(r: Run, settings: Settings) -> dict[str, Any]:
+    return {
+        "id": r.id, "status": r.status, "mode": r.mode, "source": r.source, "sourceModel": r.source_model,
+        "timezone": r.timezone, "idempotencyKey": r.idempotency_key, "totalPosts": r.total_posts,
+        "createdAt": ts(r.created_at), "updatedAt": ts(r.updated_at),
+        "temporalUrl": _ui(settings, run_workflow_id(r.id)),
+    }
+
+
+def media_json(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for m in items:
+        local = m.get("local") or {}
+        out.append({
+            "url": m.get("url"), "kind": local.get("kind") or m.get("kind"), "mime": local.get("mime") or m.get("mime"),
+            "size": local.get("size") or m.get("size"), "sha256": local.get("sha256"),
+            "originalFilename": m.get("filename") or local.get("filename"), "altText": m.get("altText"),
+        })
+    return out
+
+
+def post_json(p: Post, settings: Settings) -> dict[str, Any]:
+    return {
+        "id": p.id, "runId": p.run_id, "provider": p.provider, "account": p.account_handle,
+        "accountId": p.account_id, "status": p.status, "name": p.name, "description": p.description,
+        "publishAtUtc": ts(p.publish_at), "timezone": p.timezone, "assets": media_json(p.media),
+        "settings": p.settings, "providerPostId": p.provider_post_id, "providerUrl": p.provider_url,
+        "errorCode": p.error_code, "error": p.error, "attempts": p.attempts,
+        "publishedAt": ts(p.published_at), "createdAt": ts(p.created_at), "updatedAt": ts(p.updated_at),
+        "temporalUrl": _ui(settings, post_workflow_id(p.id)),
+    }
+
+
+def attempt_json(a: PostAttempt) -> dict[str, Any]:
+    return {
+        "id": a.id, "attempt": a.attempt_no, "startedAt": ts(a.started_at), "finishedAt": ts(a.finished_at),
+        "outcome": a.outcome, "httpStatus": a.http_status, "errorCode": a.error_code, "error": a.error,
+        "providerPostId": a.provider_post_id, "retryAfterSeconds": a.retry_after_seconds,
+    }
+
+
+def job_json(j: Job, settings: Settings) -> dict[str, Any]:
+    return {
+        "id": j.id, "kind": j.kind, "status": j.status, "runId": j.run_id, "postId": j.post_id,
+        "provider": j.provider, "account": j.account_handle, "error": j.error,
+        "createdAt": ts(j.created_at), "updatedAt": ts(j.updated_at),
+        "temporalUrl": _ui(settings, j.workflow_id) if j.workflow_id else None,
+    }

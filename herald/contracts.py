@@ -1,0 +1,147 @@
+"""Inputs and results of every workflow, activity and update: one model each, slim, ids not rows.
+
+Shared by api/, workflows/ and activities/. Pure pydantic (no ORM, no I/O) so workflows can
+import it through the sandbox pass-through.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal, Optional
+
+from pydantic import BaseModel, Field
+
+PostStatus = Literal[
+    "draft", "scheduled", "publishing", "published", "retry_pending", "failed", "canceled"
+]
+TERMINAL_POST_STATUSES = ("published", "failed", "canceled")
+RunStatus = Literal["draft", "created", "processing", "completed", "partial_failed"]
+
+
+class PostWorkflowInput(BaseModel):
+    post_id: str
+    workspace_id: str
+    run_id: str
+    provider: str
+    account_handle: str
+    publish_at: datetime
+    lead_seconds: float = 15.0
+    deadline_seconds: float = 3600.0
+    job_id: Optional[str] = None
+    # Set by POST /v1/posts/{id}/retry: publish now, the operator asked for it.
+    is_retry: bool = False
+
+
+class PostOutcome(BaseModel):
+    post_id: str
+    status: PostStatus
+    provider_post_id: Optional[str] = None
+    provider_url: Optional[str] = None
+    error_code: Optional[str] = None
+    error: Optional[str] = None
+    attempts: int = 0
+
+
+class PostState(BaseModel):
+    """What the `state` query returns."""
+
+    post_id: str
+    phase: str
+    publish_at: datetime
+    attempts: int
+
+
+class CancelRequest(BaseModel):
+    reason: Optional[str] = None
+
+
+class RescheduleRequest(BaseModel):
+    publish_at: datetime
+
+
+class RunWorkflowInput(BaseModel):
+    run_id: str
+    workspace_id: str
+    posts: list[PostWorkflowInput]
+
+
+class RunOutcome(BaseModel):
+    run_id: str
+    status: RunStatus
+    counts: dict[str, int] = Field(default_factory=dict)
+
+
+class ReconcileWorkflowInput(BaseModel):
+    post_id: str
+    workspace_id: str
+
+
+# --- activities -------------------------------------------------------------------------------
+
+
+class AttemptRecord(BaseModel):
+    attempt_no: int
+    started_at: datetime
+    finished_at: datetime
+    outcome: str  # published | rate_limited | transient | rejected | auth | unknown | reconciled | crashed
+    http_status: Optional[int] = None
+    error_code: Optional[str] = None
+    error: Optional[str] = None
+    provider_post_id: Optional[str] = None
+    retry_after_seconds: Optional[float] = None
+
+
+class PostStateRecord(BaseModel):
+    """One projection write: a post's new status, and optionally an attempt and result."""
+
+    post_id: str
+    status: PostStatus
+    job_id: Optional[str] = None
+    attempt: Optional[AttemptRecord] = None
+    provider_post_id: Optional[str] = None
+    provider_url: Optional[str] = None
+    error_code: Optional[str] = None
+    error: Optional[str] = None
+    publish_at: Optional[datetime] = None
+    mark_account_needs_reauth: bool = False
+
+
+class RunStateRecord(BaseModel):
+    run_id: str
+    status: RunStatus
+
+
+class PrepareMediaInput(BaseModel):
+    post_id: str
+
+
+class PrepareMediaResult(BaseModel):
+    files: int
+    bytes: int
+
+
+class PublishInput(BaseModel):
+    post_id: str
+    publish_at: datetime
+    attempt_no: int
+    # The workflow starts the activity `lead` seconds early; an activity whose own clock says it
+    # must wait longer than this is on a skewed (or time-skipping test) clock and waits this long.
+    max_hold_seconds: float = 60.0
+
+
+class PublishOutput(BaseModel):
+    provider_post_id: str
+    provider_url: Optional[str] = None
+    http_status: Optional[int] = None
+    sent_at: datetime
+
+
+class ReconcileInput(BaseModel):
+    post_id: str
+
+
+class ReconcileOutput(BaseModel):
+    state: Literal["found", "absent", "unknowable"]
+    provider_post_id: Optional[str] = None
+    provider_url: Optional[str] = None
+    detail: str = ""

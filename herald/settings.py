@@ -1,0 +1,123 @@
+"""The one settings object. Every field is an environment variable with the ``HERALD_`` prefix
+(``DATABASE_URL`` is also read without it). README.md documents each one.
+
+Dev mode (the default) points every provider base URL at the local sandbox; production points
+them at the real networks and refuses to start with default secrets.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# A well-known value so a fresh `make run` works; production refuses it (see check_production).
+DEV_SECRET_KEY = "herald-dev-secret-change-me"
+
+# Where each provider's API lives in production, and the sandbox prefix that emulates it.
+REAL_PROVIDER_BASES = {
+    "discord": "https://discord.com/api/v10",
+    "telegram": "https://api.telegram.org",
+}
+SANDBOX_PROVIDER_PATHS = {
+    "discord": "/discord/api/v10",
+    "telegram": "/telegram",
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HERALD_", extra="ignore", populate_by_name=True)
+
+    env: Literal["development", "production"] = "development"
+    data_dir: Path = Path(".herald")
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("HERALD_DATABASE_URL", "DATABASE_URL")
+    )
+    secret_key: str = DEV_SECRET_KEY
+    bootstrap_key: str | None = None
+
+    host: str = "127.0.0.1"
+    api_port: int = 8000
+    public_base_url: str | None = None
+
+    temporal_address: str | None = None
+    temporal_port: int = 7233
+    temporal_ui_port: int = 8233
+    temporal_namespace: str = "default"
+    temporal_ui_url: str | None = None
+    task_queue: str = "herald-publish"
+
+    sandbox_port: int = 8790
+    sandbox_url: str | None = None
+    discord_api_base: str | None = None
+    telegram_api_base: str | None = None
+
+    # Publishing behaviour.
+    publish_lead_seconds: float = 15.0
+    publish_deadline_seconds: float = 3600.0
+    max_posts_per_run: int = 1000
+    past_grace_seconds: float = 300.0
+    provider_timeout_seconds: float = 30.0
+    max_media_download_bytes: int = 500 * 1024 * 1024
+    max_concurrent_activities: int = 2000
+    # Lets media URLs resolve to loopback/private addresses. For development and tests only.
+    allow_private_networks: bool = False
+
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _check_production(self) -> "Settings":
+        if self.env == "production":
+            if self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32:
+                raise ValueError(
+                    "HERALD_SECRET_KEY must be set to a random value of at least 32 characters "
+                    "in production (it encrypts provider credentials)"
+                )
+            if not self.database_url:
+                raise ValueError("DATABASE_URL (or HERALD_DATABASE_URL) is required in production")
+        return self
+
+    # Derived values: one place that knows the defaults' shape.
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            # Accept the common `postgres://` / `postgresql://` spellings and use psycopg 3.
+            if url.startswith("postgres://"):
+                url = "postgresql://" + url[len("postgres://"):]
+            if url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url[len("postgresql://"):]
+            return url
+        return f"sqlite:///{(self.data_dir / 'herald.db').resolve()}"
+
+    @property
+    def temporal_target(self) -> str:
+        return self.temporal_address or f"127.0.0.1:{self.temporal_port}"
+
+    @property
+    def temporal_ui_base(self) -> str:
+        return (self.temporal_ui_url or f"http://127.0.0.1:{self.temporal_ui_port}").rstrip("/")
+
+    @property
+    def sandbox_base(self) -> str:
+        return (self.sandbox_url or f"http://127.0.0.1:{self.sandbox_port}").rstrip("/")
+
+    @property
+    def api_base(self) -> str:
+        return (self.public_base_url or f"http://{self.host}:{self.api_port}").rstrip("/")
+
+    def provider_base(self, provider: str) -> str:
+        explicit = getattr(self, f"{provider}_api_base", None)
+        if explicit:
+            return explicit.rstrip("/")
+        if self.env == "development":
+            return self.sandbox_base + SANDBOX_PROVIDER_PATHS[provider]
+        return REAL_PROVIDER_BASES[provider]
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,259 @@
+"""What every provider adapter is: limits as data, a pure post check, and the calls.
+
+Error tree (the only exceptions an adapter raises from a network call)::
+
+    ProviderError                 base; carries a stable ``code``, a short ``message`` and the
+    │                             HTTP status when there was one. Bodies are truncated first.
+    ├── RateLimited               the provider asked us to wait ``retry_after`` seconds.
+    ├── AuthExpired               credentials are invalid or revoked -> account_reauth_required.
+    ├── ContentRejected           the provider refused this content; retrying cannot help.
+    ├── ProviderUnavailable       the provider answered that it failed, or was unreachable before
+    │                             the request was sent; nothing was published, retry with backoff.
+    └── OutcomeUnknown            the request may have been acted on (timeout or a connection
+                                  dropped after sending): reconcile before any retry.
+
+``workflows/post.py`` maps these, through ``activities``, to Temporal ``ApplicationError`` types
+(see ``herald.failures``).
+
+Publishing is two-phase so the network call can happen on the exact second: ``prepare_publish``
+does every side-effect-free step ahead of time (reading files, building the request) and returns
+a ``PreparedPublish`` whose ``send`` performs the one irreversible call.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import httpx
+from pydantic import BaseModel, Field
+
+MAX_ERROR_BODY = 300
+
+
+def truncate(text: str | bytes | None, limit: int = MAX_ERROR_BODY) -> str:
+    if text is None:
+        return ""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+class ProviderError(Exception):
+    code = "provider_error"
+
+    def __init__(self, message: str, *, http_status: int | None = None, code: str | None = None):
+        super().__init__(truncate(message))
+        self.message = truncate(message)
+        self.http_status = http_status
+        if code:
+            self.code = code
+
+
+class RateLimited(ProviderError):
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float, http_status: int | None = 429):
+        super().__init__(message, http_status=http_status)
+        self.retry_after = max(0.0, float(retry_after))
+
+
+class AuthExpired(ProviderError):
+    code = "account_reauth_required"
+
+
+class ContentRejected(ProviderError):
+    code = "content_rejected"
+
+
+class ProviderUnavailable(ProviderError):
+    code = "provider_unavailable"
+
+
+class OutcomeUnknown(ProviderError):
+    code = "outcome_unknown"
+
+
+# --- data -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Limits:
+    """A network's publishing limits. Every number cites its source in ``source``."""
+
+    max_text_chars: int
+    max_media: int
+    max_file_bytes: int
+    source: str
+    # Text limit when the post carries media (Telegram captions), if it differs.
+    max_caption_chars: int | None = None
+    # Smallest group when more than one media item is sent together (Telegram albums: 2).
+    min_media_group: int = 1
+    # Per-kind byte caps where they differ from max_file_bytes (e.g. Telegram photos 10 MB).
+    max_bytes_by_kind: dict[str, int] = field(default_factory=dict)
+    requires_text_or_media: bool = True
+
+
+MediaKind = Literal["image", "video", "audio", "other"]
+
+
+class MediaRef(BaseModel):
+    """Media as the schedule describes it, before download (used by the pure check)."""
+
+    url: str
+    kind: MediaKind | None = None
+    mime: str | None = None
+    size: int | None = None
+    filename: str | None = None
+    alt_text: str | None = None
+
+
+class MediaFile(BaseModel):
+    """Media downloaded to local disk, ready to send."""
+
+    path: str
+    filename: str
+    mime: str
+    size: int
+    sha256: str
+    kind: MediaKind
+    alt_text: str | None = None
+
+
+class PostDraft(BaseModel):
+    """The provider-relevant part of one normalized post, for ``Adapter.check_post``."""
+
+    provider: str
+    text: str | None = None
+    title: str | None = None
+    media: list[MediaRef] = Field(default_factory=list)
+    settings: dict[str, Any] = Field(default_factory=dict)
+    is_reply: bool = False
+
+
+class Problem(BaseModel):
+    """One validation problem. ``field`` is relative to the post (``description``, ``assets[1]``)."""
+
+    field: str
+    message: str
+
+
+class PublishRequest(BaseModel):
+    post_id: str
+    text: str | None = None
+    title: str | None = None
+    media: list[MediaFile] = Field(default_factory=list)
+    reply_to: str | None = None  # provider id of the parent post/message, for replies and threads
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class PublishResult(BaseModel):
+    provider_post_id: str
+    provider_url: str | None = None
+    http_status: int | None = None
+
+
+class AccountIdentity(BaseModel):
+    """What a verified connection yields: the account row's fields and the secret credentials."""
+
+    handle: str
+    external_id: str
+    display_name: str | None = None
+    account_type: str | None = None
+    credentials: dict[str, Any]  # encrypted at rest by the store; never logged or returned
+    metadata: dict[str, Any] = Field(default_factory=dict)  # non-secret facts (guild id, username)
+
+
+class ReconcileResult(BaseModel):
+    """``found``: the provider has the post. ``absent``: it provably does not. ``unknowable``: the
+    network offers no way to tell (Discord webhooks, Telegram bots) -- never retry blindly then."""
+
+    state: Literal["found", "absent", "unknowable"]
+    result: PublishResult | None = None
+    detail: str = ""
+
+
+class PreparedPublish(abc.ABC):
+    """A publish call built ahead of time; ``send`` is the single irreversible step."""
+
+    @abc.abstractmethod
+    async def send(self) -> PublishResult: ...
+
+
+# --- transport --------------------------------------------------------------------------------
+
+
+async def send_classified(http: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+    """Send one request and turn transport failures into the taxonomy.
+
+    Failures before the request left us (connect errors, pool timeouts) are safe to retry;
+    anything after it was written may have been acted on by the provider, so it is
+    ``OutcomeUnknown``. The response body is read in full before returning.
+    """
+    try:
+        return await http.send(request)
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        raise ProviderUnavailable(f"could not reach the provider: {type(exc).__name__}") from exc
+    except httpx.TransportError as exc:  # read/write timeouts, dropped connections, protocol errors
+        raise OutcomeUnknown(
+            f"connection failed after the request was sent ({type(exc).__name__}); "
+            "the provider may have published it"
+        ) from exc
+
+
+# --- the adapter ------------------------------------------------------------------------------
+
+
+class Adapter(abc.ABC):
+    """One network. Subclasses set ``provider`` and ``limits`` and implement the calls.
+
+    ``credentials`` are the decrypted dict produced by ``connect``; adapters never log them and
+    never put them in an error message.
+    """
+
+    provider: ClassVar[str]
+    limits: ClassVar[Limits]
+
+    def __init__(self, http: httpx.AsyncClient, base_url: str):
+        self.http = http
+        self.base_url = base_url.rstrip("/")
+
+    @classmethod
+    @abc.abstractmethod
+    def check_post(cls, draft: PostDraft) -> list[Problem]:
+        """Pure: every way this post breaks the network's limits (no I/O)."""
+
+    @abc.abstractmethod
+    async def connect(self, params: dict[str, Any]) -> AccountIdentity:
+        """Verify manual credentials (or an OAuth result) with the network; raise ProviderError."""
+
+    @abc.abstractmethod
+    async def check_credentials(self, credentials: dict[str, Any]) -> None:
+        """Raise AuthExpired when the credentials no longer work (for health checks)."""
+
+    @abc.abstractmethod
+    async def prepare_publish(
+        self, credentials: dict[str, Any], request: PublishRequest
+    ) -> PreparedPublish:
+        """Everything up to, but not including, the irreversible call."""
+
+    async def publish(self, credentials: dict[str, Any], request: PublishRequest) -> PublishResult:
+        prepared = await self.prepare_publish(credentials, request)
+        return await prepared.send()
+
+    @abc.abstractmethod
+    async def reconcile(
+        self,
+        credentials: dict[str, Any],
+        request: PublishRequest,
+        provider_post_id: str | None,
+    ) -> ReconcileResult:
+        """Does the provider have this post? With ``provider_post_id`` look it up directly."""
+
+    @abc.abstractmethod
+    async def delete(self, credentials: dict[str, Any], provider_post_id: str) -> None:
+        """Delete a published post on the network."""

@@ -1,0 +1,139 @@
+"""Small helpers shared by the byte-uploading adapters (Discord, Telegram).
+
+Nothing here knows a provider: media kind inference for the pure checks, human number
+formatting for ``Problem`` messages, reading prepared media into memory, and the one
+``PreparedPublish`` implementation (a pre-built ``httpx.Request`` plus a response parser).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import mimetypes
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from providers.base import (
+    MediaFile,
+    MediaKind,
+    MediaRef,
+    OutcomeUnknown,
+    PreparedPublish,
+    Problem,
+    ProviderUnavailable,
+    PublishResult,
+    send_classified,
+)
+
+# --- pure helpers for check_post ----------------------------------------------------------------
+
+
+def kind_of(ref: MediaRef) -> MediaKind:
+    """The declared kind, else inferred from the mime type, else from the file extension."""
+    if ref.kind:
+        return ref.kind
+    mime = ref.mime
+    if not mime:
+        name = ref.filename or urlsplit(ref.url).path
+        mime = mimetypes.guess_type(name)[0] if name else None
+    return kind_of_mime(mime)
+
+
+def kind_of_mime(mime: str | None) -> MediaKind:
+    major = (mime or "").split("/", 1)[0].lower()
+    if major in ("image", "video", "audio"):
+        return major  # type: ignore[return-value]
+    return "other"
+
+
+def n(value: int) -> str:
+    """2150 -> '2,150'."""
+    return f"{value:,}"
+
+
+def size_text(size: int, *, binary: bool) -> str:
+    """A byte count the way the provider states its limit (MiB for Discord, MB for Telegram)."""
+    unit, step = ("MiB", 1024 * 1024) if binary else ("MB", 1_000_000)
+    return f"{size / step:,.1f} {unit} ({n(size)} bytes)"
+
+
+def unknown_settings(settings: dict[str, Any], allowed: Iterable[str], provider: str) -> list[Problem]:
+    allowed = sorted(allowed)
+    return [
+        Problem(
+            field=f"settings.{key}",
+            message=f"unknown {provider} setting {key!r} (supported: {', '.join(allowed)})",
+        )
+        for key in settings
+        if key not in allowed
+    ]
+
+
+def expect_bool(settings: dict[str, Any], key: str) -> list[Problem]:
+    if key in settings and not isinstance(settings[key], bool):
+        return [Problem(field=f"settings.{key}", message="must be true or false")]
+    return []
+
+
+# --- publishing -----------------------------------------------------------------------------------
+
+
+async def read_media(media: list[MediaFile]) -> list[bytes]:
+    """Read every prepared file into memory, off the event loop (files can be 50 MB)."""
+
+    def _read() -> list[bytes]:
+        return [Path(m.path).read_bytes() for m in media]
+
+    return await asyncio.to_thread(_read) if media else []
+
+
+def json_body(response: httpx.Response) -> dict[str, Any]:
+    """The response's JSON object, or {} when the body is not one (Cloudflare HTML pages...)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {"result": body}
+
+
+class PreparedRequest(PreparedPublish):
+    """A request built ahead of time; ``send`` performs it and hands the response to ``parse``.
+
+    ``parse`` raises the taxonomy for error answers. A success status whose body cannot be read
+    is ``OutcomeUnknown``: the provider accepted the call, we just don't know the id.
+    """
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        request: httpx.Request,
+        parse: Callable[[httpx.Response], PublishResult],
+    ):
+        self._http = http
+        self._request = request
+        self._parse = parse
+
+    def __repr__(self) -> str:  # the URL can hold a token (Telegram, Discord): never show it
+        return f"<PreparedRequest {self._request.method}>"
+
+    async def send(self) -> PublishResult:
+        response = await send_classified(self._http, self._request)
+        try:
+            return self._parse(response)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise OutcomeUnknown(
+                f"the provider answered {response.status_code} but the body could not be read "
+                f"({type(exc).__name__}); it may have published the post",
+                http_status=response.status_code,
+            ) from None
+
+
+async def send_readonly(http: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+    """``send_classified`` for calls that change nothing: an unknown outcome is just unavailability."""
+    try:
+        return await send_classified(http, request)
+    except OutcomeUnknown as exc:
+        raise ProviderUnavailable(exc.message) from None

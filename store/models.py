@@ -1,0 +1,177 @@
+"""SQLModel tables: the queryable projection of Herald's state.
+
+Temporal is the truth of *execution*; these rows are what the API lists and filters. Every row
+that belongs to a tenant carries ``workspace_id`` and every query filters on it (see
+``store/queries.py``). Times are stored as UTC (``UTCDateTime`` keeps SQLite and Postgres alike).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import JSON, Column, Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """Stores naive UTC, returns aware UTC: SQLite has no time zones, Postgres keeps none either."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+class Workspace(SQLModel, table=True):
+    __tablename__ = "workspaces"
+    id: str = Field(primary_key=True, max_length=40)
+    name: str = Field(max_length=200, sa_column_kwargs={"unique": True})
+    plan: str = Field(default="self_hosted", max_length=40)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_keys"
+    id: str = Field(primary_key=True, max_length=40)
+    workspace_id: str = Field(foreign_key="workspaces.id", index=True, max_length=40)
+    prefix: str = Field(max_length=32, index=True)
+    # sha256 of the secret: secrets are long random strings, so a fast hash is enough and
+    # lookups by hash stay O(1); comparison uses hmac.compare_digest.
+    secret_hash: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    label: Optional[str] = Field(default=None, max_length=200)
+    kind: str = Field(default="api", max_length=40)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_used_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
+    revoked_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
+
+
+class Connection(SQLModel, table=True):
+    __tablename__ = "connections"
+    id: str = Field(primary_key=True, max_length=40)
+    workspace_id: str = Field(foreign_key="workspaces.id", index=True, max_length=40)
+    provider: str = Field(max_length=40)
+    status: str = Field(default="pending", max_length=20)  # pending | connected | failed
+    authorize_url: Optional[str] = Field(default=None, max_length=2048)
+    error: Optional[str] = Field(default=None, max_length=1000)
+    account_id: Optional[str] = Field(default=None, max_length=40)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Account(SQLModel, table=True):
+    __tablename__ = "accounts"
+    __table_args__ = (sa.UniqueConstraint("workspace_id", "handle", name="uq_accounts_workspace_handle"),)
+    id: str = Field(primary_key=True, max_length=40)
+    workspace_id: str = Field(foreign_key="workspaces.id", index=True, max_length=40)
+    connection_id: Optional[str] = Field(default=None, max_length=40)
+    provider: str = Field(max_length=40, index=True)
+    handle: str = Field(max_length=200)
+    display_name: Optional[str] = Field(default=None, max_length=300)
+    external_id: Optional[str] = Field(default=None, max_length=200)
+    account_type: Optional[str] = Field(default=None, max_length=60)
+    credentials_encrypted: str = Field(sa_type=sa.Text)
+    meta: dict = Field(default_factory=dict, sa_column=Column("metadata", JSON, nullable=False))
+    status: str = Field(default="connected", max_length=20)  # connected | needs_reauth | disconnected
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Run(SQLModel, table=True):
+    __tablename__ = "runs"
+    __table_args__ = (
+        sa.UniqueConstraint("workspace_id", "idempotency_key", name="uq_runs_workspace_idempotency"),
+    )
+    id: str = Field(primary_key=True, max_length=40)
+    workspace_id: str = Field(foreign_key="workspaces.id", index=True, max_length=40)
+    status: str = Field(default="created", max_length=20)
+    mode: str = Field(default="scheduled", max_length=20)
+    source: str = Field(default="api", max_length=20)
+    source_model: str = Field(default="posts_v1", max_length=20)
+    timezone: str = Field(default="UTC", max_length=64)
+    idempotency_key: Optional[str] = Field(default=None, max_length=200)
+    request_hash: Optional[str] = Field(default=None, max_length=64)
+    total_posts: int = 0
+    workflow_started: bool = False
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Post(SQLModel, table=True):
+    __tablename__ = "posts"
+    __table_args__ = (
+        sa.Index("ix_posts_ws_status_publish", "workspace_id", "status", "publish_at"),
+        sa.Index("ix_posts_ws_run", "workspace_id", "run_id", "position"),
+        sa.Index("ix_posts_ws_publish", "workspace_id", "publish_at", "id"),
+    )
+    id: str = Field(primary_key=True, max_length=40)
+    workspace_id: str = Field(foreign_key="workspaces.id", max_length=40)
+    run_id: str = Field(foreign_key="runs.id", max_length=40)
+    position: int = 0
+    account_id: str = Field(foreign_key="accounts.id", max_length=40)
+    account_handle: str = Field(max_length=200)
+    provider: str = Field(max_length=40)
+    name: Optional[str] = Field(default=None, sa_type=sa.Text)
+    description: Optional[str] = Field(default=None, sa_type=sa.Text)
+    publish_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
+    timezone: str = Field(default="UTC", max_length=64)
+    media: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    settings: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="scheduled", max_length=20)
+    provider_post_id: Optional[str] = Field(default=None, max_length=200)
+    provider_url: Optional[str] = Field(default=None, max_length=2048)
+    error_code: Optional[str] = Field(default=None, max_length=60)
+    error: Optional[str] = Field(default=None, max_length=2000)
+    attempts: int = 0
+    published_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class PostAttempt(SQLModel, table=True):
+    __tablename__ = "post_attempts"
+    __table_args__ = (sa.UniqueConstraint("post_id", "attempt_no", name="uq_attempts_post_no"),)
+    id: str = Field(primary_key=True, max_length=40)
+    workspace_id: str = Field(foreign_key="workspaces.id", max_length=40)
+    post_id: str = Field(foreign_key="posts.id", index=True, max_length=40)
+    attempt_no: int
+    started_at: datetime = Field(sa_type=UTCDateTime)
+    finished_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
+    outcome: str = Field(max_length=30)  # published | rate_limited | transient | rejected | auth | unknown | reconciled
+    http_status: Optional[int] = None
+    error_code: Optional[str] = Field(default=None, max_length=60)
+    error: Optional[str] = Field(default=None, max_length=2000)
+    provider_post_id: Optional[str] = Field(default=None, max_length=200)
+    retry_after_seconds: Optional[float] = None
+
+
+class Job(SQLModel, table=True):
+    """One unit of background work (a post's publish workflow run, a retry, a reconcile)."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (sa.Index("ix_jobs_ws_status", "workspace_id", "status", "created_at"),)
+    id: str = Field(primary_key=True, max_length=40)
+    workspace_id: str = Field(foreign_key="workspaces.id", max_length=40)
+    kind: str = Field(max_length=30)  # publish | retry | reconcile
+    run_id: Optional[str] = Field(default=None, max_length=40, index=True)
+    post_id: Optional[str] = Field(default=None, max_length=40, index=True)
+    provider: Optional[str] = Field(default=None, max_length=40)
+    account_handle: Optional[str] = Field(default=None, max_length=200)
+    status: str = Field(default="queued", max_length=20)  # queued | running | completed | failed | canceled
+    workflow_id: Optional[str] = Field(default=None, max_length=200)
+    error: Optional[str] = Field(default=None, max_length=2000)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

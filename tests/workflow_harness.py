@@ -1,0 +1,140 @@
+"""A real worker (our workflows and activities) on the time-skipping test server, a real SQLite
+store, and the real sandbox over HTTP: only the networks are emulated."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+from temporalio.client import Client, WorkflowHandle
+
+from herald import temporal as t
+from herald.contracts import PostWorkflowInput, RunWorkflowInput
+from herald.crypto import CredentialCipher
+from herald.ids import new_id
+from herald.settings import Settings
+from providers import get_adapter_class
+from store import keys as key_store
+from store.db import Database
+from store.migrate import upgrade
+from store.models import Account, Job, Post, PostAttempt, Run
+from tests.support import DISCORD_WEBHOOK, TELEGRAM_TOKEN
+from workers.main import build_worker, provider_http_client
+from workflows.post import PostWorkflow
+from workflows.run import RunWorkflow
+
+
+class Harness:
+    def __init__(self, client: Client, tmp: Path, sandbox_url: str, **overrides):  # noqa: ANN003
+        self.client = client
+        self.sandbox_url = sandbox_url
+        self.settings = Settings(
+            data_dir=tmp, database_url=f"sqlite:///{tmp / 'herald.db'}", sandbox_url=sandbox_url,
+            task_queue=f"test-{uuid.uuid4().hex[:8]}", publish_lead_seconds=1.0,
+            allow_private_networks=True, secret_key="test-secret", provider_timeout_seconds=5.0,
+            **overrides,
+        )
+        upgrade(self.settings.db_url)
+        self.db = Database(self.settings.db_url)
+        self.cipher = CredentialCipher(self.settings.secret_key)
+        with self.db.session() as s:
+            self.workspace = key_store.ensure_workspace(s, "acme")
+            s.commit()
+
+    async def __aenter__(self) -> "Harness":
+        self.http = provider_http_client(self.settings)
+        self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=8)
+        self.worker = build_worker(self.client, self.settings, self.db, self.http, self.executor)
+        await self.worker.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc) -> None:  # noqa: ANN002
+        await self.worker.__aexit__(*exc)
+        await self.http.aclose()
+        self.executor.shutdown()
+        self.db.dispose()
+
+    async def connect(self, provider: str) -> Account:
+        """Connect through the real adapter against the sandbox, as the API does."""
+        adapter = get_adapter_class(provider)(self.http, self.settings.provider_base(provider))
+        params = {"botToken": TELEGRAM_TOKEN, "chatId": "@heraldtest"} if provider == "telegram" else {"webhookUrl": DISCORD_WEBHOOK}
+        identity = await adapter.connect(params)
+        with self.db.session() as s:
+            account = Account(
+                id=new_id("acct"), workspace_id=self.workspace.id, provider=provider, handle=identity.handle,
+                display_name=identity.display_name, external_id=identity.external_id, meta=identity.metadata,
+                credentials_encrypted=self.cipher.encrypt(identity.credentials),
+            )
+            s.add(account)
+            s.commit()
+            return account
+
+    def make_run(self, account: Account, texts: list[str], publish_at: datetime, media: list[dict] | None = None,
+                 deadline_seconds: float = 600.0) -> tuple[Run, list[PostWorkflowInput]]:
+        with self.db.session() as s:
+            run = Run(id=new_id("run"), workspace_id=self.workspace.id, total_posts=len(texts))
+            s.add(run)
+            s.flush()
+            inputs = []
+            for i, text in enumerate(texts):
+                post = Post(id=new_id("post"), workspace_id=self.workspace.id, run_id=run.id, position=i,
+                            account_id=account.id, account_handle=account.handle, provider=account.provider,
+                            description=text, publish_at=publish_at, media=media or [])
+                s.add(post)
+                s.flush()
+                job = Job(id=new_id("job"), workspace_id=self.workspace.id, kind="publish", run_id=run.id,
+                          post_id=post.id, provider=post.provider, account_handle=post.account_handle,
+                          workflow_id=t.post_workflow_id(post.id))
+                s.add(job)
+                inputs.append(PostWorkflowInput(
+                    post_id=post.id, workspace_id=self.workspace.id, run_id=run.id, provider=account.provider,
+                    account_handle=account.handle, publish_at=publish_at,
+                    lead_seconds=self.settings.publish_lead_seconds, deadline_seconds=deadline_seconds, job_id=job.id,
+                ))
+            s.commit()
+            return run, inputs
+
+    async def start_post(self, inp: PostWorkflowInput) -> WorkflowHandle:
+        return await self.client.start_workflow(
+            PostWorkflow.run, inp, id=t.post_workflow_id(inp.post_id), task_queue=self.settings.task_queue,
+            search_attributes=t.post_search_attributes(inp),
+        )
+
+    async def start_run(self, run: Run, inputs: list[PostWorkflowInput]) -> WorkflowHandle:
+        return await self.client.start_workflow(
+            RunWorkflow.run, RunWorkflowInput(run_id=run.id, workspace_id=run.workspace_id, posts=inputs),
+            id=t.run_workflow_id(run.id), task_queue=self.settings.task_queue,
+            search_attributes=t.run_search_attributes(run.workspace_id, run.id),
+        )
+
+    def post(self, post_id: str) -> Post:
+        with self.db.session() as s:
+            return s.get(Post, post_id)
+
+    def attempts(self, post_id: str) -> list[PostAttempt]:
+        from sqlmodel import select
+
+        with self.db.session() as s:
+            return list(s.exec(select(PostAttempt).where(PostAttempt.post_id == post_id).order_by(PostAttempt.attempt_no)).all())
+
+    def account(self, account_id: str) -> Account:
+        with self.db.session() as s:
+            return s.get(Account, account_id)
+
+    def run_row(self, run_id: str) -> Run:
+        with self.db.session() as s:
+            return s.get(Run, run_id)
+
+    def fault(self, provider: str, kind: str, **extra) -> None:  # noqa: ANN003
+        httpx.post(f"{self.sandbox_url}/_sandbox/faults", json={"provider": provider, "kind": kind, **extra}).raise_for_status()
+
+    def deliveries(self, provider: str | None = None) -> list[dict]:
+        params = {"provider": provider} if provider else None
+        return httpx.get(f"{self.sandbox_url}/_sandbox/deliveries", params=params).json()["deliveries"]
+
+
+def soon(seconds: float = 2.0) -> datetime:
+    return datetime.now(timezone.utc) + timedelta(seconds=seconds)
