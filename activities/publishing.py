@@ -92,15 +92,17 @@ class PublishActivities:
     @activity.defn(name="prepare_media")
     async def prepare_media(self, inp: PrepareMediaInput) -> PrepareMediaResult:
         post, _ = await asyncio.to_thread(self._load, inp.post_id)
-        if not post.media:
-            return PrepareMediaResult(files=0, bytes=0)
+        if post.status == "canceled" or not post.media:
+            return PrepareMediaResult(files=0, bytes=0, status=post.status)
         items = await self._fetch_missing(post)
         await asyncio.to_thread(self._save_media, post.id, items)
-        return PrepareMediaResult(files=len(items), bytes=sum(i["local"]["size"] for i in items))
+        return PrepareMediaResult(files=len(items), bytes=sum(i["local"]["size"] for i in items), status=post.status)
 
     @activity.defn(name="publish")
     async def publish(self, inp: PublishInput) -> PublishOutput:
         post, account = await asyncio.to_thread(self._load, inp.post_id)
+        if post.status == "canceled":
+            raise not_publishable("canceled", "the post was canceled")
         credentials = self.cipher.decrypt(account.credentials_encrypted)
         items = await self._fetch_missing(post) if post.media else []
         request = PublishRequest(

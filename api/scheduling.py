@@ -71,10 +71,12 @@ def validate(session: Session, workspace_id: str, body: Any, settings: Settings)
         body, now=datetime.now(timezone.utc), max_posts=settings.max_posts_per_run,
         past_grace_seconds=settings.past_grace_seconds,
     )
-    if schedule is None or problems:
+    if schedule is None:
         raise _problem_error(problems)
-    accounts, problems = resolve_accounts(session, workspace_id, schedule)
-    problems += check_posts_against_providers(schedule)
+    # parse_schedule keeps the posts it could read, so one answer lists every problem:
+    # structure, accounts and provider limits together.
+    accounts, account_problems = resolve_accounts(session, workspace_id, schedule)
+    problems += account_problems + check_posts_against_providers(schedule)
     if problems:
         problems.sort(key=lambda p: _path_key(p.path))
         raise _problem_error(problems)

@@ -118,6 +118,8 @@ class PrepareMediaInput(BaseModel):
 class PrepareMediaResult(BaseModel):
     files: int
     bytes: int
+    # The post's stored status: a post canceled before its workflow started must end here.
+    status: str = "scheduled"
 
 
 class PublishInput(BaseModel):

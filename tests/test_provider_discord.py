@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import ssl
 from pathlib import Path
 
 import httpx
@@ -31,6 +32,11 @@ GOOD_URL = f"https://discord.com/api/webhooks/{WEBHOOK_ID}/{TOKEN}"
 # --- fixtures -------------------------------------------------------------------------------------
 
 
+# One TLS context and one inspection client for the module: building them costs ~50 ms each.
+SSL = ssl.create_default_context()
+API = httpx.Client(timeout=10, verify=SSL)
+
+
 @pytest.fixture(scope="module")
 def server():
     srv = SandboxServer().start()
@@ -40,12 +46,12 @@ def server():
 
 @pytest.fixture(autouse=True)
 def _reset(server):
-    httpx.delete(f"{server.url}/_sandbox").raise_for_status()
+    API.delete(f"{server.url}/_sandbox").raise_for_status()
 
 
 @pytest.fixture
 async def http():
-    async with httpx.AsyncClient(timeout=5) as client:
+    async with httpx.AsyncClient(timeout=5, verify=SSL) as client:
         yield client
 
 
@@ -60,11 +66,11 @@ async def creds(adapter):
 
 
 def deliveries(server) -> list[dict]:
-    return httpx.get(f"{server.url}/_sandbox/deliveries", params={"provider": "discord"}).json()["deliveries"]
+    return API.get(f"{server.url}/_sandbox/deliveries", params={"provider": "discord"}).json()["deliveries"]
 
 
 def fault(server, **body) -> None:
-    httpx.post(f"{server.url}/_sandbox/faults", json={"provider": "discord", **body}).raise_for_status()
+    API.post(f"{server.url}/_sandbox/faults", json={"provider": "discord", **body}).raise_for_status()
 
 
 def media_file(tmp_path: Path, name: str, data: bytes, mime: str, kind: str, alt: str | None = None) -> MediaFile:
@@ -172,7 +178,7 @@ BAD_URLS = [
 async def test_connect_refuses_bad_urls_without_any_request(url):
     calls = []
     transport = httpx.MockTransport(lambda request: calls.append(request) or httpx.Response(500))
-    async with httpx.AsyncClient(transport=transport) as client:
+    async with httpx.AsyncClient(transport=transport, verify=SSL) as client:
         adapter = DiscordAdapter(client, "https://discord.com/api/v10")
         with pytest.raises(ValueError) as info:
             await adapter.connect({"webhookUrl": url})
@@ -182,7 +188,7 @@ async def test_connect_refuses_bad_urls_without_any_request(url):
 
 async def test_connect_calls_base_url_not_the_given_url(adapter, server):
     identity = await adapter.connect({"webhook_url": GOOD_URL})  # snake_case alias
-    hook = httpx.get(f"{server.url}/discord/api/v10/webhooks/{WEBHOOK_ID}/{TOKEN}").json()
+    hook = API.get(f"{server.url}/discord/api/v10/webhooks/{WEBHOOK_ID}/{TOKEN}").json()
     assert identity.handle == f"discord:{WEBHOOK_ID}"
     assert identity.external_id == WEBHOOK_ID
     assert identity.display_name == hook["name"]
@@ -229,7 +235,7 @@ async def test_publish_files(adapter, creds, server, tmp_path):
     assert [(m["sha256"], m["mime"], m["size"]) for m in d["media"]] == [
         (png.sha256, "image/png", len(PNG)), (mp4.sha256, "video/mp4", len(MP4)),
     ]
-    message = httpx.get(
+    message = API.get(
         f"{server.url}/discord/api/v10/webhooks/{WEBHOOK_ID}/{TOKEN}/messages/{result.provider_post_id}"
     ).json()
     assert [a["filename"] for a in message["attachments"]] == ["a.png", "b.mp4"]
@@ -315,7 +321,7 @@ async def test_drop_after_accept_is_outcome_unknown(adapter, creds, server):
 
 async def test_timeout_is_outcome_unknown(server, creds):
     fault(server, kind="timeout", delaySeconds=1)
-    async with httpx.AsyncClient(timeout=0.3) as client:
+    async with httpx.AsyncClient(timeout=0.3, verify=SSL) as client:
         adapter = DiscordAdapter(client, f"{server.url}/discord/api/v10")
         with pytest.raises(OutcomeUnknown) as info:
             await adapter.publish(creds, PublishRequest(post_id="p", text="slow"))
@@ -324,7 +330,7 @@ async def test_timeout_is_outcome_unknown(server, creds):
 
 
 async def test_unreachable_is_provider_unavailable(creds):
-    async with httpx.AsyncClient(timeout=1) as client:
+    async with httpx.AsyncClient(timeout=1, verify=SSL) as client:
         adapter = DiscordAdapter(client, "http://127.0.0.1:9/discord/api/v10")
         with pytest.raises(ProviderUnavailable) as info:
             await adapter.publish(creds, PublishRequest(post_id="p", text="hi"))

@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         PostStateRecord,
         PostWorkflowInput,
         PrepareMediaInput,
+        PrepareMediaResult,
         PublishInput,
         PublishOutput,
         ReconcileInput,
@@ -133,9 +134,10 @@ class PostWorkflow:
     async def _prepare_media(self) -> Optional[PostOutcome]:
         assert self.inp is not None
         try:
-            await workflow.execute_activity(
+            result: PrepareMediaResult = await workflow.execute_activity(
                 "prepare_media",
                 PrepareMediaInput(post_id=self.inp.post_id),
+                result_type=PrepareMediaResult,
                 start_to_close_timeout=timedelta(minutes=15),
                 heartbeat_timeout=timedelta(seconds=60),
                 retry_policy=RetryPolicy(maximum_attempts=5, non_retryable_error_types=[failures.NOT_PUBLISHABLE]),
@@ -145,6 +147,8 @@ class PostWorkflow:
             return await self._finish(
                 PostOutcome(post_id=self.inp.post_id, status="failed", error_code=code, error=message)
             )
+        if result.status == "canceled":
+            self.cancel_requested = True
         return None
 
     async def _wait_until_publish_window(self) -> bool:
@@ -237,6 +241,8 @@ class PostWorkflow:
             await self._attempt(started, "rejected", http_status, code, cause.message)
             return PostOutcome(post_id=post_id, status="failed", error_code="content_rejected",
                                error=cause.message, attempts=self.attempts)
+        if code == "canceled":  # canceled in the store while the activity was starting
+            return PostOutcome(post_id=post_id, status="canceled", attempts=self.attempts)
         # NotPublishable or an unexpected bug: fail with what we know rather than loop.
         await self._attempt(started, "rejected", http_status, code, cause.message)
         return PostOutcome(post_id=post_id, status="failed", error_code=code or "not_publishable",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Optional
 
@@ -25,6 +26,7 @@ from store.models import Job, Post, PostAttempt
 router = APIRouter(prefix="/v1/posts", tags=["posts"])
 
 MAX_PAGE = 500
+CANCEL_FIND_SECONDS = 10.0
 
 
 def _time_filter(name: str, value: Optional[str]) -> Optional[datetime]:
@@ -117,21 +119,41 @@ async def cancel_post(post_id: str, caller: CallerDep, session: SessionDep, sett
         return {"ok": True, "post": post_json(post, settings)}
     if post.status in ("published", "failed"):
         raise ApiError(409, "post_not_cancelable", f"post is already {post.status}")
-    handle = temporal.get_workflow_handle(t.post_workflow_id(post.id))
-    try:
-        await handle.execute_update("cancel", CancelRequest(), rpc_timeout=timedelta(seconds=30))
-    except WorkflowUpdateFailedError as exc:
-        cause = exc.cause
-        message = cause.message if isinstance(cause, ApplicationError) else str(cause)
-        raise ApiError(409, "post_not_cancelable", message) from None
-    except RPCError as exc:
-        if exc.status != RPCStatusCode.NOT_FOUND:
-            raise ApiError(503, "temporal_unavailable", "could not reach the post's workflow; try again") from None
-        # The workflow has already finished: the projection has (or will have) its outcome.
+    await _cancel_workflow(temporal, session, post)
     session.refresh(post)
     if post.status != "canceled":
         raise ApiError(409, "post_not_cancelable", f"post is {post.status}; it can no longer be canceled")
     return {"ok": True, "post": post_json(post, settings)}
+
+
+async def _cancel_workflow(temporal, session, post: Post) -> None:  # noqa: ANN001
+    """Cancel through the post's workflow (its update validator decides). Right after apply the
+    child workflow may not exist yet, so a missing workflow is retried briefly; if it still does
+    not exist, the projection is marked canceled and the workflow, should it start later, sees
+    that before doing anything (prepare_media reads the status)."""
+    handle = temporal.get_workflow_handle(t.post_workflow_id(post.id))
+    deadline = asyncio.get_running_loop().time() + CANCEL_FIND_SECONDS
+    while True:
+        try:
+            await handle.execute_update("cancel", CancelRequest(), rpc_timeout=timedelta(seconds=30))
+            return
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+            raise ApiError(409, "post_not_cancelable", message) from None
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise ApiError(503, "temporal_unavailable", "could not reach the post's workflow; try again") from None
+        session.refresh(post)
+        if post.status != "scheduled":
+            return  # the workflow finished meanwhile; the caller reads the outcome
+        if asyncio.get_running_loop().time() > deadline:
+            post.status = "canceled"
+            post.updated_at = datetime.now(timezone.utc)
+            session.add(post)
+            session.commit()
+            return
+        await asyncio.sleep(0.2)
 
 
 @router.post("/{post_id}/retry")
