@@ -33,18 +33,19 @@ class ProjectionActivities:
         self.db = db
 
     @activity.defn(name="record_post_state")
-    def record_post_state(self, rec: PostStateRecord) -> None:
+    def record_post_state(self, rec: PostStateRecord) -> str:
+        """Returns the status stored afterwards (a terminal status wins over a late write)."""
         now = datetime.now(timezone.utc)
-        with self.db.session() as s:
+        with self.db.write_session() as s:
             post = s.get(Post, rec.post_id)
             if post is None:
-                return  # the post was purged; nothing to project onto
+                return "canceled"  # the post was purged: nothing may be published for it
             if rec.attempt is not None:
                 self._add_attempt(s, post, rec)
             if post.status in TERMINAL_POST_STATUSES and rec.status != post.status:
                 if rec.status not in _LEAVES_TERMINAL.get(post.status, ()):
                     s.commit()
-                    return
+                    return post.status
             post.status = rec.status
             post.updated_at = now
             if rec.publish_at is not None:
@@ -76,6 +77,7 @@ class ProjectionActivities:
             if rec.status in TERMINAL_POST_STATUSES:
                 self._refresh_finished_run(s, post.run_id, now)
             s.commit()
+            return post.status
 
     def _add_attempt(self, s, post: Post, rec: PostStateRecord) -> None:  # noqa: ANN001
         a = rec.attempt
@@ -110,7 +112,7 @@ class ProjectionActivities:
 
     @activity.defn(name="record_run_state")
     def record_run_state(self, rec: RunStateRecord) -> None:
-        with self.db.session() as s:
+        with self.db.write_session() as s:
             run = s.get(Run, rec.run_id)
             if run is None:
                 return

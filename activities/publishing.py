@@ -7,6 +7,7 @@ settings, the database and the credential cipher), as in Temporal's hello_activi
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,7 +34,8 @@ from providers.base import Adapter, MediaFile, ProviderError, PublishRequest
 from store.db import Database
 from store.models import Account, Post
 
-HEARTBEAT_EVERY = 2.0
+HEARTBEAT_EVERY = 5.0
+log = logging.getLogger("herald.publish")
 
 
 class PublishActivities:
@@ -45,14 +47,19 @@ class PublishActivities:
 
     # --- helpers ------------------------------------------------------------------------------
 
-    def _load(self, post_id: str) -> tuple[Post, Account]:
-        with self.db.session() as s:
+    def _load(self, post_id: str, mark_publishing: bool = False) -> tuple[Post, Account]:
+        with (self.db.write_session() if mark_publishing else self.db.session()) as s:
             post = s.get(Post, post_id)
             if post is None:
                 raise not_publishable("post_not_found", f"post {post_id} no longer exists")
             account = s.get(Account, post.account_id)
             if account is None or account.status == "disconnected":
                 raise not_publishable("account_disconnected", f"account {post.account_handle} is disconnected")
+            if mark_publishing and post.status in ("scheduled", "retry_pending"):
+                post.status = "publishing"
+                post.updated_at = datetime.now(timezone.utc)
+                s.add(post)
+                s.commit()
             return post, account
 
     def _adapter(self, provider: str) -> Adapter:
@@ -80,7 +87,7 @@ class PublishActivities:
         return items
 
     def _save_media(self, post_id: str, items: list[dict[str, Any]]) -> None:
-        with self.db.session() as s:
+        with self.db.write_session() as s:
             post = s.get(Post, post_id)
             if post is not None:
                 post.media = items
@@ -92,15 +99,19 @@ class PublishActivities:
     @activity.defn(name="prepare_media")
     async def prepare_media(self, inp: PrepareMediaInput) -> PrepareMediaResult:
         post, _ = await asyncio.to_thread(self._load, inp.post_id)
-        if post.status == "canceled" or not post.media:
-            return PrepareMediaResult(files=0, bytes=0, status=post.status)
+        if not post.media:
+            return PrepareMediaResult(files=0, bytes=0)
         items = await self._fetch_missing(post)
         await asyncio.to_thread(self._save_media, post.id, items)
-        return PrepareMediaResult(files=len(items), bytes=sum(i["local"]["size"] for i in items), status=post.status)
+        return PrepareMediaResult(files=len(items), bytes=sum(i["local"]["size"] for i in items))
 
     @activity.defn(name="publish")
     async def publish(self, inp: PublishInput) -> PublishOutput:
-        post, account = await asyncio.to_thread(self._load, inp.post_id)
+        early = (inp.publish_at - datetime.now(timezone.utc)).total_seconds()
+        if early < 1.0 and inp.attempt_no == 1:
+            # Started too late to hold: the lead window was consumed by queueing upstream.
+            log.warning("publish of %s started %.2f s before its time (attempt %d)", inp.post_id, early, inp.attempt_no)
+        post, account = await asyncio.to_thread(self._load, inp.post_id, True)
         if post.status == "canceled":
             raise not_publishable("canceled", "the post was canceled")
         credentials = self.cipher.decrypt(account.credentials_encrypted)
@@ -116,6 +127,7 @@ class PublishActivities:
         try:
             prepared = await adapter.prepare_publish(credentials, request)
             await hold_until(inp.publish_at, inp.max_hold_seconds)
+            activity.heartbeat("sending")
             sent_at = datetime.now(timezone.utc)
             result = await prepared.send()
         except ProviderError as exc:

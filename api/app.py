@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from api.errors import install_error_handlers
 from api.routes import connections, health, keys, posts, runs, schedules, workspace
 from herald.settings import Settings, get_settings
+from providers.base import GatedAsyncClient
 from store import keys as key_store
 from store.db import Database
 
@@ -29,7 +30,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.db = Database(settings.db_url)
         app.state.temporal = None
         app.state.temporal_lock = asyncio.Lock()
-        app.state.http = httpx.AsyncClient(timeout=httpx.Timeout(settings.provider_timeout_seconds, connect=10.0))
+        app.state.http = GatedAsyncClient(timeout=httpx.Timeout(settings.provider_timeout_seconds, connect=10.0),
+                                          max_in_flight=settings.provider_max_connections)
         if settings.bootstrap_key:
             with app.state.db.session() as s:
                 key_store.ensure_bootstrap_key(s, settings.bootstrap_key)

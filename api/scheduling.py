@@ -143,6 +143,7 @@ def post_inputs(run: Run, posts: list[Post], jobs: list[Job], settings: Settings
             post_id=p.id, workspace_id=p.workspace_id, run_id=run.id, provider=p.provider,
             account_handle=p.account_handle, publish_at=p.publish_at, lead_seconds=settings.publish_lead_seconds,
             deadline_seconds=settings.publish_deadline_seconds, job_id=job_by_post.get(p.id),
+            has_media=bool(p.media), publish_task_queue=settings.publish_task_queue,
         )
         for p in posts
     ]

@@ -34,14 +34,13 @@ def _logging(level: str) -> None:
 
 
 def cmd_api(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from api.app import create_app
+    from herald.serve import serve
 
     settings = _settings()
     _logging(settings.log_level)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.api_port,
-                log_level=settings.log_level.lower(), access_log=args.access_log)
+    serve(create_app(settings), settings.host, settings.api_port,
+          log_level=settings.log_level.lower(), access_log=args.access_log)
     return 0
 
 
@@ -50,7 +49,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     settings = _settings()
     _logging(settings.log_level)
-    asyncio.run(run_worker(settings))
+    asyncio.run(run_worker(settings, args.role))
     return 0
 
 
@@ -64,11 +63,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    import uvicorn
+    from herald.serve import serve
+    from sandbox.app import create_app
 
     settings = _settings()
-    uvicorn.run("sandbox.app:app", host=settings.host, port=settings.sandbox_port,
-                log_level="warning", access_log=False)
+    serve(create_app(), settings.host, settings.sandbox_port, log_level="warning", access_log=False)
     return 0
 
 
@@ -102,7 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     api = sub.add_parser("api", help="run the HTTP API")
     api.add_argument("--access-log", action="store_true", help="log every request")
     api.set_defaults(func=cmd_api)
-    sub.add_parser("worker", help="run a Temporal worker").set_defaults(func=cmd_worker)
+    worker = sub.add_parser("worker", help="run a Temporal worker")
+    worker.add_argument("--role", choices=("all", "workflows", "publisher"), default="all",
+                        help="all (default): everything; workflows: workflows and store writes; "
+                             "publisher: only the provider calls")
+    worker.set_defaults(func=cmd_worker)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
     sub.add_parser("sandbox", help="run the provider sandbox").set_defaults(func=cmd_sandbox)
     keys = sub.add_parser("keys", help="manage API keys")

@@ -28,6 +28,10 @@ class PostWorkflowInput(BaseModel):
     lead_seconds: float = 15.0
     deadline_seconds: float = 3600.0
     job_id: Optional[str] = None
+    # Task queue of the publish activity (HERALD_PUBLISH_TASK_QUEUE).
+    publish_task_queue: str = "herald-publish-calls"
+    # Posts without media skip the media activity entirely.
+    has_media: bool = False
     # Set by POST /v1/posts/{id}/retry: publish now, the operator asked for it.
     is_retry: bool = False
 
@@ -118,8 +122,6 @@ class PrepareMediaInput(BaseModel):
 class PrepareMediaResult(BaseModel):
     files: int
     bytes: int
-    # The post's stored status: a post canceled before its workflow started must end here.
-    status: str = "scheduled"
 
 
 class PublishInput(BaseModel):

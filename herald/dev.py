@@ -210,7 +210,8 @@ def run_dev(settings: Settings) -> int:
         wait_until("the Temporal server", lambda: port_open(settings.temporal_port) and port_open(settings.temporal_ui_port), children)
         children.append(spawn("sandbox", herald_cmd("sandbox"), env))
         wait_until("the sandbox", lambda: httpx.get(f"{settings.sandbox_base}/_sandbox/health").status_code == 200, children)
-        children.append(spawn("worker", herald_cmd("worker"), env))
+        children.append(spawn("worker", herald_cmd("worker") + ["--role", "workflows"], env))
+        children.append(spawn("publisher", herald_cmd("worker") + ["--role", "publisher"], env))
         children.append(spawn("api", herald_cmd("api"), env))
         api = f"http://127.0.0.1:{settings.api_port}"
         # Ready means the API answers and a worker is really polling the task queue.

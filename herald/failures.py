@@ -7,7 +7,7 @@ decide: wait exactly what was asked (RateLimited), back off (ProviderUnavailable
 
 from __future__ import annotations
 
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from providers.base import (
     AuthExpired,
@@ -47,8 +47,12 @@ def to_application_error(exc: ProviderError) -> ApplicationError:
         retry_after,
         type=err_type,
         non_retryable=True,
+        # An expected outcome the workflow handles, not a bug: the SDK logs it at debug level
+        # instead of printing a traceback for every rate limit.
+        category=ApplicationErrorCategory.BENIGN,
     )
 
 
 def not_publishable(code: str, message: str) -> ApplicationError:
-    return ApplicationError(message, code, None, None, type=NOT_PUBLISHABLE, non_retryable=True)
+    return ApplicationError(message, code, None, None, type=NOT_PUBLISHABLE, non_retryable=True,
+                            category=ApplicationErrorCategory.BENIGN)

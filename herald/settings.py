@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     temporal_ui_url: str | None = None
     task_queue: str = "herald-publish"
+    # The irreversible provider calls have a queue of their own, so a publisher process can do
+    # nothing else at the instant a burst is due (see workers/main.py).
+    publish_task_queue: str = "herald-publish-calls"
 
     sandbox_port: int = 8790
     sandbox_url: str | None = None
@@ -56,13 +59,23 @@ class Settings(BaseSettings):
     telegram_api_base: str | None = None
 
     # Publishing behaviour.
-    publish_lead_seconds: float = 15.0
+    # How early a post's workflow wakes before publish_at to load, prepare and hold the call.
+    # A burst's wake-up work must finish inside this window (bench/burst.py measures it).
+    publish_lead_seconds: float = 60.0
     publish_deadline_seconds: float = 3600.0
     max_posts_per_run: int = 1000
     past_grace_seconds: float = 300.0
     provider_timeout_seconds: float = 30.0
+    # Concurrent HTTP requests to providers per worker process (and connections in its pool).
+    provider_max_connections: int = 8
+    # Concurrent activity-task polls of the publisher worker.
+    publish_pollers: int = 40
     max_media_download_bytes: int = 500 * 1024 * 1024
     max_concurrent_activities: int = 2000
+    # Workflows kept in the worker's cache. Evicting a sleeping post means replaying its whole
+    # history at wake-up, so keep it above the number of posts due close together.
+    max_cached_workflows: int = 5000
+    workflow_sandbox: bool = True
     # Lets media URLs resolve to loopback/private addresses. For development and tests only.
     allow_private_networks: bool = False
 

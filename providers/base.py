@@ -23,6 +23,8 @@ a ``PreparedPublish`` whose ``send`` performs the one irreversible call.
 from __future__ import annotations
 
 import abc
+import asyncio
+import socket
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -185,6 +187,31 @@ class PreparedPublish(abc.ABC):
 
 
 # --- transport --------------------------------------------------------------------------------
+
+
+class GatedAsyncClient(httpx.AsyncClient):
+    """An httpx client that never queues more requests in its pool than it has connections.
+
+    httpcore re-scans every queued request against every connection on each state change, so
+    1,000 sends released at one second on a 200-connection pool went quadratic (profiled: the
+    first send of a 1,000-post burst left 60 s late). An asyncio semaphore in front keeps the
+    pool's queue short; waiting requests wait here, in FIFO order, at no cost.
+    """
+
+    def __init__(self, *args: Any, max_in_flight: int = 8, **kwargs: Any):
+        limits = kwargs.setdefault("limits", httpx.Limits(max_connections=max_in_flight,
+                                                         max_keepalive_connections=max_in_flight))
+        # httpcore writes a request's headers and body separately; with Nagle on, the body
+        # waits for the ACK of the headers, which the peer delays (measured here: ~200 ms per
+        # request, 6.3 s for 1,000 sends at 32 in flight). TCP_NODELAY sends both at once.
+        kwargs.setdefault("transport", httpx.AsyncHTTPTransport(
+            limits=limits, socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]))
+        super().__init__(*args, **kwargs)
+        self._gate = asyncio.Semaphore(min(max_in_flight, limits.max_connections or max_in_flight))
+
+    async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:  # type: ignore[override]
+        async with self._gate:
+            return await super().send(request, **kwargs)
 
 
 async def send_classified(http: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:

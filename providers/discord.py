@@ -113,7 +113,9 @@ def _flatten_errors(errors: Any, path: str = "") -> list[str]:
     """Discord 50035 bodies nest field errors: {"content": {"_errors": [{"message": ...}]}}."""
     if not isinstance(errors, dict):
         return []
-    out = [f"{path or 'body'}: {e.get('message')}" for e in errors.get("_errors", []) if isinstance(e, dict)]
+    out = [
+        f"{path or 'body'}: {e.get('message')}" for e in errors.get("_errors", []) if isinstance(e, dict)
+    ]
     for key, sub in errors.items():
         if key != "_errors":
             out += _flatten_errors(sub, f"{path}.{key}" if path else str(key))
@@ -153,6 +155,14 @@ def classify(response: httpx.Response, token: str, *, publishing: bool = False) 
     return ContentRejected(text, http_status=status)
 
 
+def _thread_of(request: PublishRequest) -> str | None:
+    """The thread a post goes into: settings.threadId, else the parent of a reply. A reply is a
+    message in the thread whose id is the parent's id -- a forum post's thread (thread_name) and
+    a thread started from a message both take the starter message's id [U: not in providers.md]."""
+    thread_id = (request.settings or {}).get("threadId") or request.reply_to
+    return str(thread_id) if thread_id else None
+
+
 class DiscordAdapter(Adapter):
     provider = "discord"
     limits = LIMITS
@@ -188,7 +198,9 @@ class DiscordAdapter(Adapter):
         # At least one of content, embeds, file (or components/poll, which we don't send) [C].
         # Whitespace-only content counts as empty [U].
         if not text.strip() and not draft.media and not embeds:
-            problems.append(Problem(field="description", message="the post is empty: discord needs text, media or an embed"))
+            problems.append(Problem(
+                field="description", message="the post is empty: discord needs text, media or an embed"
+            ))
         if len(draft.media) > lim.max_media:
             problems.append(Problem(
                 field="assets",
@@ -271,11 +283,9 @@ class DiscordAdapter(Adapter):
         # Always wait=true: otherwise Discord answers 204 without the message and swallows
         # errors for unsaved messages [C webhook.mdx].
         params = {"wait": "true"}
-        # A reply is a message in the thread whose id is the parent's id: threads started from a
-        # message (and forum posts made with thread_name) share the starter message's id [C].
-        thread_id = settings.get("threadId") or request.reply_to
+        thread_id = _thread_of(request)
         if thread_id:
-            params["thread_id"] = str(thread_id)
+            params["thread_id"] = thread_id
         payload: dict[str, Any] = {}
         if request.text:
             payload["content"] = request.text
@@ -295,7 +305,10 @@ class DiscordAdapter(Adapter):
             http_request = self.http.build_request(
                 "POST", url, params=params,
                 data={"payload_json": json.dumps(payload)},
-                files=[(f"files[{i}]", (m.filename, blob, m.mime)) for i, (m, blob) in enumerate(zip(request.media, blobs))],
+                files=[
+                    (f"files[{i}]", (m.filename, blob, m.mime))
+                    for i, (m, blob) in enumerate(zip(request.media, blobs))
+                ],
             )
         else:
             http_request = self.http.build_request("POST", url, params=params, json=payload)
@@ -320,7 +333,14 @@ class DiscordAdapter(Adapter):
                 "check the channel by hand before posting again",
             )
         url, token = self._webhook_url(credentials)
-        response = await send_readonly(self.http, self.http.build_request("GET", f"{url}/messages/{provider_post_id}"))
+        # A message inside a thread is only found with ?thread_id= [C webhook.mdx, Get Webhook
+        # Message]; without it a 404 would wrongly prove absence and invite a duplicate post.
+        thread_id = _thread_of(request)
+        if not thread_id and (request.settings or {}).get("threadName"):
+            thread_id = provider_post_id  # a forum post: the thread id is the starter message id
+        params = {"thread_id": thread_id} if thread_id else None
+        lookup = self.http.build_request("GET", f"{url}/messages/{provider_post_id}", params=params)
+        response = await send_readonly(self.http, lookup)
         if response.status_code == 200:
             return ReconcileResult(state="found", result=self._result(credentials, response.json(), 200))
         if response.status_code == 404 and json_body(response).get("code") != UNKNOWN_WEBHOOK:
@@ -328,11 +348,17 @@ class DiscordAdapter(Adapter):
         raise classify(response, token)
 
     async def delete(self, credentials: dict[str, Any], provider_post_id: str) -> None:
+        # Deleting a message that lives in a thread needs ?thread_id= [C webhook.mdx]; we only have
+        # the message id here. So after a 404 we retry once as a forum post (whose thread id is its
+        # own id). A reply posted into someone else's thread cannot be found this way: the 404 is
+        # then taken as "already deleted" (a known limitation, see the report / README).
         url, token = self._webhook_url(credentials)
-        request = self.http.build_request("DELETE", f"{url}/messages/{provider_post_id}")
-        response = await send_readonly(self.http, request)  # deleting twice is harmless
-        if response.status_code in (200, 204):
-            return
-        if response.status_code == 404 and json_body(response).get("code") != UNKNOWN_WEBHOOK:
-            return  # 10008 Unknown Message: already deleted
-        raise classify(response, token)
+        for gone_statuses, params in (((404,), None), ((400, 404), {"thread_id": provider_post_id})):
+            request = self.http.build_request("DELETE", f"{url}/messages/{provider_post_id}", params=params)
+            response = await send_readonly(self.http, request)  # deleting twice is harmless
+            if response.status_code in (200, 204):
+                return
+            unknown_webhook = json_body(response).get("code") == UNKNOWN_WEBHOOK
+            if response.status_code not in gone_statuses or unknown_webhook:
+                raise classify(response, token)
+        # 10008 Unknown Message (10003 Unknown Channel / 400 for the thread probe): already deleted.

@@ -8,7 +8,9 @@ formatting for ``Problem`` messages, reading prepared media into memory, and the
 from __future__ import annotations
 
 import asyncio
+import logging
 import mimetypes
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,31 @@ from providers.base import (
     PublishResult,
     send_classified,
 )
+
+# --- secrets in logs -------------------------------------------------------------------------------
+
+# httpx logs every request URL at INFO ("HTTP Request: POST https://…"). Telegram's bot token
+# and Discord's webhook token are path segments, so redact them before any handler sees them.
+_SECRET_PATHS = re.compile(r"(/bot)\d+:[A-Za-z0-9_-]+|(/webhooks/\d+/)[A-Za-z0-9_.-]+")
+
+
+def redact(text: str) -> str:
+    return _SECRET_PATHS.sub(lambda m: (m.group(1) or m.group(2)) + "<redacted>", text)
+
+
+class RedactTokens(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+_httpx_logger = logging.getLogger("httpx")
+if not any(isinstance(f, RedactTokens) for f in _httpx_logger.filters):
+    _httpx_logger.addFilter(RedactTokens())
+
 
 # --- pure helpers for check_post ----------------------------------------------------------------
 

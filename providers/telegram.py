@@ -206,7 +206,8 @@ class TelegramAdapter(Adapter):
                 what = "photos" if kind == "image" else "files"
                 problems.append(Problem(
                     field=f"assets[{i}]",
-                    message=f"{size_text(ref.size, binary=False)}, telegram allows {cap // 1_000_000} MB for {what}",
+                    message=f"{size_text(ref.size, binary=False)}, "
+                    f"telegram allows {cap // 1_000_000} MB for {what}",
                 ))
         return problems
 
@@ -224,7 +225,9 @@ class TelegramAdapter(Adapter):
             return body.get("result")
         error = classify(response, token)
         if auth and isinstance(error, ContentRejected):  # e.g. 400 "Bad Request: chat not found"
-            raise AuthExpired(f"{error.message} (is the bot a member of this chat?)", http_status=error.http_status)
+            raise AuthExpired(
+                f"{error.message} (is the bot a member of this chat?)", http_status=error.http_status
+            )
         raise error
 
     async def _identify(self, token: str, chat_id: Any) -> tuple[dict[str, Any], dict[str, Any]]:

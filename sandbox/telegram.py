@@ -124,9 +124,14 @@ class TelegramSandbox:
                     if not isinstance(data, dict):
                         raise ValueError("body must be a JSON object")
                     params.update(data)
-        for key in JSON_FIELDS & params.keys():
-            if isinstance(params[key], str):
-                params[key] = json.loads(params[key])
+        try:
+            for key in JSON_FIELDS & params.keys():
+                if isinstance(params[key], str):
+                    params[key] = json.loads(params[key])
+        except ValueError:
+            if form is not None:
+                await form.close()
+            raise
         return params, files, form
 
     # --- endpoint ---------------------------------------------------------------------------------

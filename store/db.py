@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -45,10 +46,24 @@ class Database:
     def __init__(self, url: str):
         self.url = url
         self.engine = make_engine(url)
+        # SQLite has one writer at a time and makes the others wait in a sleeping busy handler
+        # (sleeps of up to 100 ms). Measured here: 32 worker threads writing at once collapsed a
+        # 1,000-post burst to ~10 writes/s. Queuing writers on a lock in-process avoids that.
+        self._write_lock = threading.Lock() if url.startswith("sqlite") else None
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         with Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    @contextmanager
+    def write_session(self) -> Iterator[Session]:
+        """A session for a write transaction; serialized per process on SQLite."""
+        if self._write_lock is None:
+            with self.session() as session:
+                yield session
+            return
+        with self._write_lock, self.session() as session:
             yield session
 
     def ping(self) -> None:

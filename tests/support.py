@@ -22,10 +22,13 @@ def free_port() -> int:
 @contextmanager
 def serve_in_thread(app, port: int | None = None) -> Iterator[str]:  # noqa: ANN001
     """Run an ASGI app under a real uvicorn server on loopback; yields its base URL."""
-    port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on")
+    from herald.serve import tcp_listener
+
+    sock = tcp_listener("127.0.0.1", port or 0)
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
     while not server.started:
@@ -37,6 +40,7 @@ def serve_in_thread(app, port: int | None = None) -> Iterator[str]:  # noqa: ANN
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+        sock.close()
 
 
 def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1, what: str = "condition"):  # noqa: ANN001, ANN201

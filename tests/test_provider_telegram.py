@@ -398,3 +398,10 @@ async def test_no_token_in_any_error(adapter, creds, server, tmp_path):
         assert_no_token(exc)
     prepared = await adapter.prepare_publish(creds, PublishRequest(post_id="p", text="t"))
     assert TOKEN not in repr(prepared)
+
+
+async def test_httpx_request_logs_are_redacted(adapter, creds, caplog):
+    with caplog.at_level("INFO", logger="httpx"):
+        await adapter.publish(creds, PublishRequest(post_id="p", text="logged"))
+    assert "HTTP Request" in caplog.text and "/bot<redacted>/sendMessage" in caplog.text
+    assert TOKEN.split(":")[1] not in caplog.text

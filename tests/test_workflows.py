@@ -9,19 +9,19 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
 from herald.contracts import CancelRequest, PostOutcome, RescheduleRequest, RunOutcome
-from tests.workflow_harness import Harness, soon
+from tests.workflow_harness import Harness
 from workflows.post import PostWorkflow
 
 
 @pytest.fixture
 async def harness(temporal_env, tmp_path, clean_sandbox):
-    async with Harness(temporal_env.client, tmp_path, clean_sandbox) as h:
+    async with Harness(temporal_env, tmp_path, clean_sandbox) as h:
         yield h
 
 
 async def test_publishes_text_to_telegram_and_records_everything(harness: Harness) -> None:
     account = await harness.connect("telegram")
-    _, (inp,) = harness.make_run(account, ["Hello from Herald"], soon())
+    _, (inp,) = harness.make_run(account, ["Hello from Herald"], await harness.soon())
     handle = await harness.start_post(inp)
     outcome: PostOutcome = await handle.result()
 
@@ -38,7 +38,7 @@ async def test_publishes_text_to_telegram_and_records_everything(harness: Harnes
 
 async def test_reschedule_moves_the_timer(harness: Harness) -> None:
     account = await harness.connect("discord")
-    first = soon(3600)
+    first = await harness.soon(3600)
     _, (inp,) = harness.make_run(account, ["moved"], first)
     handle = await harness.start_post(inp)
     later = first + timedelta(hours=2)
@@ -55,7 +55,7 @@ async def test_reschedule_moves_the_timer(harness: Harness) -> None:
 
 async def test_cancel_before_publish_sends_nothing(harness: Harness) -> None:
     account = await harness.connect("discord")
-    _, (inp,) = harness.make_run(account, ["never"], soon(3600))
+    _, (inp,) = harness.make_run(account, ["never"], await harness.soon(3600))
     handle = await harness.start_post(inp)
     outcome = await handle.execute_update(PostWorkflow.cancel, CancelRequest())
     assert outcome.status == "canceled"
@@ -66,7 +66,7 @@ async def test_cancel_before_publish_sends_nothing(harness: Harness) -> None:
 
 async def test_cancel_after_publish_is_refused(harness: Harness) -> None:
     account = await harness.connect("discord")
-    _, (inp,) = harness.make_run(account, ["done"], soon())
+    _, (inp,) = harness.make_run(account, ["done"], await harness.soon())
     handle = await harness.start_post(inp)
     # Keep the workflow open after publishing? It ends; an update to a closed workflow fails.
     await handle.result()
@@ -78,7 +78,7 @@ async def test_cancel_after_publish_is_refused(harness: Harness) -> None:
 async def test_rate_limit_waits_exactly_what_the_provider_asked(harness: Harness) -> None:
     account = await harness.connect("telegram")
     harness.fault("telegram", "rate_limit", retryAfter=45)
-    _, (inp,) = harness.make_run(account, ["patient"], soon())
+    _, (inp,) = harness.make_run(account, ["patient"], await harness.soon())
     outcome = await (await harness.start_post(inp)).result()
 
     assert outcome.status == "published"
@@ -93,7 +93,7 @@ async def test_rate_limit_waits_exactly_what_the_provider_asked(harness: Harness
 async def test_discord_rate_limit_uses_retry_after(harness: Harness) -> None:
     account = await harness.connect("discord")
     harness.fault("discord", "rate_limit", retryAfter=7.5)
-    _, (inp,) = harness.make_run(account, ["discord patient"], soon())
+    _, (inp,) = harness.make_run(account, ["discord patient"], await harness.soon())
     outcome = await (await harness.start_post(inp)).result()
     assert outcome.status == "published"
     limited, _ = harness.attempts(inp.post_id)
@@ -105,7 +105,7 @@ async def test_drop_after_accept_never_duplicates(harness: Harness) -> None:
     webhooks offer no lookup, so Herald must not retry: exactly one delivery, a clear failure."""
     account = await harness.connect("discord")
     harness.fault("discord", "drop_after_accept")
-    _, (inp,) = harness.make_run(account, ["once only"], soon())
+    _, (inp,) = harness.make_run(account, ["once only"], await harness.soon())
     outcome = await (await harness.start_post(inp)).result()
 
     assert len(harness.deliveries("discord")) == 1
@@ -118,7 +118,7 @@ async def test_drop_after_accept_never_duplicates(harness: Harness) -> None:
 async def test_server_errors_retry_then_publish(harness: Harness) -> None:
     account = await harness.connect("telegram")
     harness.fault("telegram", "server_error", count=3)
-    _, (inp,) = harness.make_run(account, ["eventually"], soon())
+    _, (inp,) = harness.make_run(account, ["eventually"], await harness.soon())
     outcome = await (await harness.start_post(inp)).result()
     assert outcome.status == "published"
     assert [a.outcome for a in harness.attempts(inp.post_id)] == ["transient"] * 3 + ["published"]
@@ -128,7 +128,7 @@ async def test_server_errors_retry_then_publish(harness: Harness) -> None:
 async def test_gives_up_at_the_deadline(harness: Harness) -> None:
     account = await harness.connect("telegram")
     harness.fault("telegram", "server_error", count=1000)
-    _, (inp,) = harness.make_run(account, ["hopeless"], soon(), deadline_seconds=120)
+    _, (inp,) = harness.make_run(account, ["hopeless"], await harness.soon(), deadline_seconds=120)
     outcome = await (await harness.start_post(inp)).result()
     assert outcome.status == "failed" and outcome.error_code == "deadline_exceeded"
     attempts = harness.attempts(inp.post_id)
@@ -139,7 +139,7 @@ async def test_gives_up_at_the_deadline(harness: Harness) -> None:
 async def test_auth_error_fails_and_flags_the_account(harness: Harness) -> None:
     account = await harness.connect("discord")
     harness.fault("discord", "auth_error")
-    _, (inp,) = harness.make_run(account, ["locked out"], soon())
+    _, (inp,) = harness.make_run(account, ["locked out"], await harness.soon())
     outcome = await (await harness.start_post(inp)).result()
     assert outcome.status == "failed" and outcome.error_code == "account_reauth_required"
     assert harness.account(account.id).status == "needs_reauth"
@@ -148,7 +148,7 @@ async def test_auth_error_fails_and_flags_the_account(harness: Harness) -> None:
 async def test_rejected_content_fails_at_once_with_the_provider_message(harness: Harness) -> None:
     account = await harness.connect("telegram")
     harness.fault("telegram", "reject_content")
-    _, (inp,) = harness.make_run(account, ["bad"], soon())
+    _, (inp,) = harness.make_run(account, ["bad"], await harness.soon())
     outcome = await (await harness.start_post(inp)).result()
     assert outcome.status == "failed" and outcome.error_code == "content_rejected"
     assert "Bad Request" in (outcome.error or "")
@@ -157,7 +157,7 @@ async def test_rejected_content_fails_at_once_with_the_provider_message(harness:
 
 async def test_run_workflow_reports_partial_failure(harness: Harness) -> None:
     account = await harness.connect("telegram")
-    run, inputs = harness.make_run(account, ["one", "two", "x" * 5000], soon())
+    run, inputs = harness.make_run(account, ["one", "two", "x" * 5000], await harness.soon())
     outcome: RunOutcome = await (await harness.start_run(run, inputs)).result()
     assert outcome.status == "partial_failed"
     assert outcome.counts == {"published": 2, "failed": 1}
@@ -169,7 +169,7 @@ async def test_run_workflow_reports_partial_failure(harness: Harness) -> None:
 
 async def test_disconnected_account_fails_clearly(harness: Harness) -> None:
     account = await harness.connect("discord")
-    _, (inp,) = harness.make_run(account, ["orphan"], soon())
+    _, (inp,) = harness.make_run(account, ["orphan"], await harness.soon())
     with harness.db.session() as s:
         row = s.get(type(account), account.id)
         row.status = "disconnected"
@@ -182,8 +182,8 @@ async def test_disconnected_account_fails_clearly(harness: Harness) -> None:
 
 async def test_update_validator_refuses_a_naive_time(harness: Harness) -> None:
     account = await harness.connect("discord")
-    _, (inp,) = harness.make_run(account, ["x"], soon(3600))
+    _, (inp,) = harness.make_run(account, ["x"], await harness.soon(3600))
     handle = await harness.start_post(inp)
     with pytest.raises(WorkflowUpdateFailedError):
-        await handle.execute_update(PostWorkflow.reschedule, RescheduleRequest(publish_at=soon(7200).replace(tzinfo=None)))
+        await handle.execute_update(PostWorkflow.reschedule, RescheduleRequest(publish_at=(await harness.soon(7200)).replace(tzinfo=None)))
     await handle.execute_update(PostWorkflow.cancel, CancelRequest())

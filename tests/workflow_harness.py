@@ -22,21 +22,23 @@ from store.db import Database
 from store.migrate import upgrade
 from store.models import Account, Job, Post, PostAttempt, Run
 from tests.support import DISCORD_WEBHOOK, TELEGRAM_TOKEN
-from workers.main import build_worker, provider_http_client
+from workers.main import build_workers, provider_http_client
 from workflows.post import PostWorkflow
 from workflows.run import RunWorkflow
 
 
 class Harness:
-    def __init__(self, client: Client, tmp: Path, sandbox_url: str, **overrides):  # noqa: ANN003
-        self.client = client
+    def __init__(self, env, tmp: Path, sandbox_url: str, **overrides):  # noqa: ANN001, ANN003
+        self.env = env
+        self.client: Client = env.client
         self.sandbox_url = sandbox_url
         self.settings = Settings(
             data_dir=tmp, database_url=f"sqlite:///{tmp / 'herald.db'}", sandbox_url=sandbox_url,
-            task_queue=f"test-{uuid.uuid4().hex[:8]}", publish_lead_seconds=1.0,
+            task_queue=f"test-{uuid.uuid4().hex[:8]}", publish_task_queue=f"test-calls-{uuid.uuid4().hex[:8]}", publish_lead_seconds=1.0,
             allow_private_networks=True, secret_key="test-secret", provider_timeout_seconds=5.0,
             **overrides,
         )
+        tmp.mkdir(parents=True, exist_ok=True)
         upgrade(self.settings.db_url)
         self.db = Database(self.settings.db_url)
         self.cipher = CredentialCipher(self.settings.secret_key)
@@ -47,12 +49,14 @@ class Harness:
     async def __aenter__(self) -> "Harness":
         self.http = provider_http_client(self.settings)
         self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=8)
-        self.worker = build_worker(self.client, self.settings, self.db, self.http, self.executor)
-        await self.worker.__aenter__()
+        self.workers = build_workers(self.client, self.settings, self.db, self.http, self.executor, "all")
+        for worker in self.workers:
+            await worker.__aenter__()
         return self
 
     async def __aexit__(self, *exc) -> None:  # noqa: ANN002
-        await self.worker.__aexit__(*exc)
+        for worker in reversed(self.workers):
+            await worker.__aexit__(*exc)
         await self.http.aclose()
         self.executor.shutdown()
         self.db.dispose()
@@ -93,6 +97,7 @@ class Harness:
                     post_id=post.id, workspace_id=self.workspace.id, run_id=run.id, provider=account.provider,
                     account_handle=account.handle, publish_at=publish_at,
                     lead_seconds=self.settings.publish_lead_seconds, deadline_seconds=deadline_seconds, job_id=job.id,
+                    has_media=bool(media), publish_task_queue=self.settings.publish_task_queue,
                 ))
             s.commit()
             return run, inputs
@@ -136,5 +141,6 @@ class Harness:
         return httpx.get(f"{self.sandbox_url}/_sandbox/deliveries", params=params).json()["deliveries"]
 
 
-def soon(seconds: float = 2.0) -> datetime:
-    return datetime.now(timezone.utc) + timedelta(seconds=seconds)
+    async def soon(self, seconds: float = 2.0) -> datetime:
+        """A time relative to the test server's clock, which earlier tests have skipped ahead."""
+        return (await self.env.get_current_time()).astimezone(timezone.utc) + timedelta(seconds=seconds)

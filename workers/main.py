@@ -1,28 +1,33 @@
 """The worker process: which workflows and activities run on which task queue.
 
-One task queue (`HERALD_TASK_QUEUE`) carries everything in this version. Sync activities (the
-database projection) run on a thread pool; async activities (provider calls) share one event
-loop and one httpx client, so a thousand posts due at the same second are a thousand coroutines,
-not a thousand threads.
+Two task queues: `HERALD_TASK_QUEUE` carries the workflows and every activity but one;
+`HERALD_PUBLISH_TASK_QUEUE` carries the publish call. `herald worker --role` picks what a process
+serves (`all` by default; `herald dev` runs a `workflows` and a `publisher` process). Sync
+activities (the database projection) run on a thread pool; async activities (provider calls)
+share one event loop and one httpx client, so a thousand posts due at the same second are a
+thousand coroutines, not a thousand threads.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import signal
 import warnings
+from datetime import timedelta
 
 import httpx
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
 from activities.projection import ProjectionActivities
 from activities.publishing import PublishActivities
 from herald import temporal as t
 from herald.crypto import CredentialCipher
 from herald.settings import Settings
+from providers.base import GatedAsyncClient
 from store.db import Database
 from workflows.post import PostWorkflow
 from workflows.reconcile import ReconcilePostWorkflow
@@ -34,43 +39,77 @@ WORKFLOWS = [RunWorkflow, PostWorkflow, ReconcilePostWorkflow]
 
 
 def provider_http_client(settings: Settings) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
+    return GatedAsyncClient(
         timeout=httpx.Timeout(settings.provider_timeout_seconds, connect=10.0),
-        limits=httpx.Limits(max_connections=200, max_keepalive_connections=200),
-        headers={"User-Agent": "Herald/0.1 (+https://github.com/herald)"},
+        max_in_flight=settings.provider_max_connections,
+        headers={"User-Agent": "Herald/0.1"},
     )
 
 
-def build_worker(
+def workflow_runner(settings: Settings):  # noqa: ANN201
+    from temporalio.worker import UnsandboxedWorkflowRunner
+    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+
+    return SandboxedWorkflowRunner() if settings.workflow_sandbox else UnsandboxedWorkflowRunner()
+
+
+ROLES = ("all", "workflows", "publisher")
+
+
+def build_workers(
     client: Client,
     settings: Settings,
     db: Database,
     http: httpx.AsyncClient,
     executor: concurrent.futures.ThreadPoolExecutor,
-) -> Worker:
+    role: str = "all",
+) -> list[Worker]:
+    """`workflows`: every workflow plus the projection, media and reconcile activities.
+    `publisher`: only the publish activity, on its own task queue, so the process that makes
+    the calls at the instant of a burst is not also replaying workflows and writing the store.
+    `all`: both in one process (small deployments, tests)."""
+    if role not in ROLES:
+        raise ValueError(f"unknown worker role {role!r} (choose from {', '.join(ROLES)})")
     projection = ProjectionActivities(db)
     publishing = PublishActivities(settings, db, http, CredentialCipher(settings.secret_key))
+    workers = []
     with warnings.catch_warnings():
         # Sync activities (short DB writes) share a small thread pool on purpose; the large
         # concurrency cap is for async publish calls holding until their second.
         warnings.filterwarnings("ignore", message="Worker max_concurrent_activities")
-        return Worker(
-            client,
-            task_queue=settings.task_queue,
-            workflows=WORKFLOWS,
-            activities=[
-                projection.record_post_state,
-                projection.record_run_state,
-                publishing.prepare_media,
-                publishing.publish,
-                publishing.reconcile,
-            ],
-            activity_executor=executor,
-            max_concurrent_activities=settings.max_concurrent_activities,
-        )
+        if role in ("all", "workflows"):
+            workers.append(Worker(
+                client,
+                task_queue=settings.task_queue,
+                workflows=WORKFLOWS,
+                activities=[
+                    projection.record_post_state,
+                    projection.record_run_state,
+                    publishing.prepare_media,
+                    publishing.reconcile,
+                ],
+                activity_executor=executor,
+                max_cached_workflows=settings.max_cached_workflows,
+                workflow_runner=workflow_runner(settings),
+                # A busy worker must keep its cached workflows: when a sticky task waits longer
+                # than this, the server hands it to any worker and the history is replayed.
+                sticky_queue_schedule_to_start_timeout=timedelta(seconds=60),
+            ))
+        if role in ("all", "publisher"):
+            workers.append(Worker(
+                client,
+                task_queue=settings.publish_task_queue,
+                activities=[publishing.publish],
+                activity_executor=executor,
+                max_concurrent_activities=settings.max_concurrent_activities,
+                # Many pollers: a burst's publish tasks must all reach this process before the
+                # instant, and each poll hands over one task.
+                activity_task_poller_behavior=PollerBehaviorSimpleMaximum(maximum=settings.publish_pollers),
+            ))
+    return workers
 
 
-async def run_worker(settings: Settings) -> None:
+async def run_worker(settings: Settings, role: str = "all") -> None:
     client = await t.connect(settings.temporal_target, settings.temporal_namespace)
     await t.ensure_search_attributes(client, settings.temporal_namespace)
     db = Database(settings.db_url)
@@ -80,9 +119,12 @@ async def run_worker(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     with concurrent.futures.ThreadPoolExecutor(max_workers=32) as executor:
         async with provider_http_client(settings) as http:
-            worker = build_worker(client, settings, db, http, executor)
-            log.info("worker polling task queue %s on %s", settings.task_queue, settings.temporal_target)
-            async with worker:
+            workers = build_workers(client, settings, db, http, executor, role)
+            queues = ", ".join(w.task_queue for w in workers)
+            log.info("worker (%s) polling task queue(s) %s on %s", role, queues, settings.temporal_target)
+            async with contextlib.AsyncExitStack() as stack:
+                for worker in workers:
+                    await stack.enter_async_context(worker)
                 await stop.wait()
                 log.info("worker shutting down")
     db.dispose()

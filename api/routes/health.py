@@ -38,23 +38,29 @@ async def _check_temporal_and_workers(request: Request) -> tuple[dict, dict]:
         return {"ok": False, "error": "Temporal unreachable"}, {"ok": False, "error": "unknown: Temporal unreachable"}
     queues = {}
     now = datetime.now(timezone.utc)
+    checks = (
+        ("workflow", settings.task_queue, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW),
+        ("activity", settings.task_queue, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY),
+        ("publish", settings.publish_task_queue, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY),
+    )
     try:
-        for kind, qtype in (("workflow", TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW),
-                            ("activity", TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)):
+        for kind, queue, qtype in checks:
             resp = await client.workflow_service.describe_task_queue(
                 DescribeTaskQueueRequest(namespace=settings.temporal_namespace,
-                                         task_queue=TaskQueue(name=settings.task_queue), task_queue_type=qtype),
+                                         task_queue=TaskQueue(name=queue), task_queue_type=qtype),
                 timeout=timedelta(seconds=5),
             )
             ages = [(now - p.last_access_time.ToDatetime(tzinfo=timezone.utc)).total_seconds() for p in resp.pollers]
             fresh = [a for a in ages if a <= POLLER_FRESH_SECONDS]
-            queues[kind] = {"pollers": len(fresh), "lastPollAgeSeconds": round(min(ages), 1) if ages else None}
+            queues[kind] = {"taskQueue": queue, "pollers": len(fresh),
+                            "lastPollAgeSeconds": round(min(ages), 1) if ages else None}
     except Exception as exc:  # noqa: BLE001
         return {"ok": False, "error": f"Temporal call failed ({type(exc).__name__})"}, {"ok": False}
     workers_ok = all(q["pollers"] > 0 for q in queues.values())
-    workers = {"ok": workers_ok, "taskQueue": settings.task_queue, "queues": queues}
+    workers = {"ok": workers_ok, "queues": queues}
     if not workers_ok:
-        workers["error"] = f"no worker is polling task queue {settings.task_queue!r}"
+        idle = sorted({q["taskQueue"] for q in queues.values() if q["pollers"] == 0})
+        workers["error"] = f"no worker is polling task queue(s) {', '.join(idle)}"
     return {"ok": True, "namespace": settings.temporal_namespace}, workers
 
 

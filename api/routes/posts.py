@@ -175,6 +175,7 @@ async def retry_post(post_id: str, caller: CallerDep, session: SessionDep, setti
         post_id=post.id, workspace_id=post.workspace_id, run_id=post.run_id, provider=post.provider,
         account_handle=post.account_handle, publish_at=now, lead_seconds=settings.publish_lead_seconds,
         deadline_seconds=settings.publish_deadline_seconds, job_id=job.id, is_retry=True,
+        has_media=bool(post.media), publish_task_queue=settings.publish_task_queue,
     )
     try:
         await temporal.start_workflow(

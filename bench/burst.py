@@ -1,0 +1,162 @@
+"""Burst benchmark: N posts due at the same instant, created through the API, published to the
+sandbox. Prints apply throughput, publish lateness (sandbox receivedAt - publish_at) p50 / p95 /
+p99 / max, and drain time (publish_at -> every post `published` in the store).
+
+    python bench/burst.py                 # starts its own `herald dev` stack on free ports
+    python bench/burst.py -n 200          # a smaller burst
+    python bench/burst.py --api http://127.0.0.1:8000 --key hk_live_... --sandbox http://127.0.0.1:8790
+                                          # against a stack that is already running (make run)
+
+The stack it starts uses a fresh data directory, so the figures do not depend on earlier runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+
+TELEGRAM_TOKEN = "123456:" + "B" * 35
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def own_stack(lead: float) -> Iterator[tuple[str, str, str]]:
+    tmp = Path(tempfile.mkdtemp(prefix="herald-bench-"))
+    ports = {name: free_port() for name in ("TEMPORAL_PORT", "TEMPORAL_UI_PORT", "SANDBOX_PORT", "API_PORT")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
+    env.update({f"HERALD_{k}": str(v) for k, v in ports.items()})
+    env.update({"HERALD_DATA_DIR": str(tmp / "data"), "HERALD_PUBLISH_LEAD_SECONDS": str(lead), "HERALD_LOG_LEVEL": "WARNING"})
+    log = open(tmp / "dev.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "herald.cli", "dev"], env=env, cwd=tmp,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    key_file = tmp / "data" / "dev-api-key"
+    try:
+        deadline = time.monotonic() + 120
+        while not key_file.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"herald dev did not start; see {tmp / 'dev.log'}")
+            time.sleep(0.2)
+        yield (f"http://127.0.0.1:{ports['API_PORT']}", key_file.read_text().strip(),
+               f"http://127.0.0.1:{ports['SANDBOX_PORT']}")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+        print(f"(stack log: {tmp / 'dev.log'})")
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
+    return ordered[k]
+
+
+def parse_ts(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def run(api: str, key: str, sandbox: str, n: int, per_run: int, accounts: int, margin: float) -> None:
+    c = httpx.Client(base_url=api, headers={"Authorization": f"Bearer {key}"}, timeout=120)
+    httpx.delete(f"{sandbox}/_sandbox").raise_for_status()
+    handles = []
+    for i in range(accounts):
+        if i % 2 == 0:
+            body = {"provider": "telegram", "botToken": TELEGRAM_TOKEN, "chatId": f"@bench{i}"}
+        else:
+            body = {"provider": "discord", "webhookUrl": f"https://discord.com/api/webhooks/{900000 + i}/bench-token-{i}"}
+        r = c.post("/v1/connections/start", json=body)
+        r.raise_for_status()
+        handles.append(r.json()["connection"]["account"]["handle"])
+
+    due = (datetime.now(timezone.utc) + timedelta(seconds=margin)).replace(microsecond=0)
+    due_s = due.strftime("%Y-%m-%dT%H:%M:%SZ")
+    run_ids = []
+    started = time.perf_counter()
+    for start in range(0, n, per_run):
+        posts = [{"account": handles[i % len(handles)], "text": f"burst post {i}", "publish_at": due_s}
+                 for i in range(start, min(n, start + per_run))]
+        r = c.post("/v1/posts/apply", json={"idempotencyKey": f"bench-{due_s}-{start}", "posts": posts})
+        if r.status_code != 201:
+            raise SystemExit(f"apply failed: {r.status_code} {r.text[:500]}")
+        run_ids.append(r.json()["run"]["id"])
+    apply_seconds = time.perf_counter() - started
+    if datetime.now(timezone.utc) > due - timedelta(seconds=5):
+        raise SystemExit(f"applying took {apply_seconds:.1f} s, too close to the due time; raise --margin")
+    print(f"applied {n} posts in {len(run_ids)} runs in {apply_seconds:.2f} s "
+          f"({n / apply_seconds:.0f} posts/s); all due at {due_s}")
+
+    # Wait for every post to be published in the store (the drain), then read the sandbox.
+    drained_at = None
+    deadline = due + timedelta(seconds=300)
+    while datetime.now(timezone.utc) < deadline:
+        time.sleep(0.5 if datetime.now(timezone.utc) > due else 1.0)
+        if datetime.now(timezone.utc) < due:
+            continue
+        done = c.get("/v1/posts", params={"status": "published,failed", "limit": 1, "from": due_s, "to": due_s}).json()["total"]
+        if done >= n:
+            drained_at = datetime.now(timezone.utc)
+            break
+    deliveries = httpx.get(f"{sandbox}/_sandbox/deliveries", timeout=60).json()["deliveries"]
+    failed = c.get("/v1/posts", params={"status": "failed", "limit": 1, "from": due_s, "to": due_s}).json()["total"]
+    late = [(parse_ts(d["receivedAt"]) - due).total_seconds() for d in deliveries]
+    texts = [d["text"] for d in deliveries]
+    duplicates = len(texts) - len(set(texts))
+    print(f"delivered {len(deliveries)} / {n}; failed {failed}; duplicates {duplicates}")
+    if not late:
+        raise SystemExit("nothing was delivered")
+    print("publish lateness (sandbox receivedAt - publish_at):")
+    print(f"  min {min(late) * 1000:.0f} ms  p50 {percentile(late, 50) * 1000:.0f} ms  "
+          f"p95 {percentile(late, 95) * 1000:.0f} ms  p99 {percentile(late, 99) * 1000:.0f} ms  "
+          f"max {max(late) * 1000:.0f} ms  (mean {statistics.mean(late) * 1000:.0f} ms)")
+    early = sum(1 for x in late if x < 0)
+    if early:
+        print(f"  WARNING: {early} deliveries arrived before publish_at")
+    if drained_at:
+        print(f"drain time (publish_at -> all {n} posts final in the store): {(drained_at - due).total_seconds():.1f} s")
+    else:
+        print("drain: not every post reached a final status within 300 s")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-n", type=int, default=1000, help="posts in the burst (default 1000)")
+    ap.add_argument("--per-run", type=int, default=100, help="posts per apply request (default 100)")
+    ap.add_argument("--accounts", type=int, default=20, help="accounts to spread posts over (default 20)")
+    ap.add_argument("--margin", type=float, default=None, help="seconds from now to the due time (default: 30 + n/25)")
+    ap.add_argument("--lead", type=float, default=15.0, help="HERALD_PUBLISH_LEAD_SECONDS for the stack it starts")
+    ap.add_argument("--api"), ap.add_argument("--key"), ap.add_argument("--sandbox")
+    args = ap.parse_args()
+    margin = args.margin if args.margin is not None else 30 + args.n / 25
+    print(f"burst benchmark: n={args.n}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
+    if args.api:
+        if not (args.key and args.sandbox):
+            raise SystemExit("--api needs --key and --sandbox too")
+        run(args.api, args.key, args.sandbox, args.n, args.per_run, args.accounts, margin)
+        return
+    with own_stack(args.lead) as (api, key, sandbox):
+        run(api, key, sandbox, args.n, args.per_run, args.accounts, margin)
+
+
+if __name__ == "__main__":
+    main()
