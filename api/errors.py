@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError, InterfaceError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.service import RPCError
 
 log = logging.getLogger("herald.api")
 
@@ -77,6 +78,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _db_down(_: Request, exc: Exception) -> JSONResponse:
         log.error("database unavailable: %s", type(exc).__name__)
         return _json(503, "database_unavailable", "the database is unavailable; try again shortly",
+                     None, {"Retry-After": "5"})
+
+    @app.exception_handler(RPCError)
+    async def _temporal_down(_: Request, exc: RPCError) -> JSONResponse:
+        log.error("Temporal call failed: %s", exc.status.name if exc.status else "unknown")
+        return _json(503, "temporal_unavailable", "the Temporal server is unavailable; try again shortly",
                      None, {"Retry-After": "5"})
 
     @app.exception_handler(Exception)

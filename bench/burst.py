@@ -38,12 +38,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def own_stack(lead: float) -> Iterator[tuple[str, str, str]]:
+def own_stack(lead: float | None) -> Iterator[tuple[str, str, str]]:
     tmp = Path(tempfile.mkdtemp(prefix="herald-bench-"))
     ports = {name: free_port() for name in ("TEMPORAL_PORT", "TEMPORAL_UI_PORT", "SANDBOX_PORT", "API_PORT")}
     env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
     env.update({f"HERALD_{k}": str(v) for k, v in ports.items()})
-    env.update({"HERALD_DATA_DIR": str(tmp / "data"), "HERALD_PUBLISH_LEAD_SECONDS": str(lead), "HERALD_LOG_LEVEL": "WARNING"})
+    env.update({"HERALD_DATA_DIR": str(tmp / "data"), "HERALD_LOG_LEVEL": "WARNING"})
+    if lead is not None:
+        env["HERALD_PUBLISH_LEAD_SECONDS"] = str(lead)
     log = open(tmp / "dev.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "herald.cli", "dev"], env=env, cwd=tmp,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -143,11 +145,14 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=1000, help="posts in the burst (default 1000)")
     ap.add_argument("--per-run", type=int, default=100, help="posts per apply request (default 100)")
     ap.add_argument("--accounts", type=int, default=20, help="accounts to spread posts over (default 20)")
-    ap.add_argument("--margin", type=float, default=None, help="seconds from now to the due time (default: 30 + n/25)")
-    ap.add_argument("--lead", type=float, default=15.0, help="HERALD_PUBLISH_LEAD_SECONDS for the stack it starts")
+    ap.add_argument("--margin", type=float, default=None,
+                    help="seconds from now to the due time (default: 70 + n/20, so the workflows have "
+                         "started and the lead window has not begun when the burst is applied)")
+    ap.add_argument("--lead", type=float, default=None,
+                    help="HERALD_PUBLISH_LEAD_SECONDS for the stack it starts (default: Herald's default)")
     ap.add_argument("--api"), ap.add_argument("--key"), ap.add_argument("--sandbox")
     args = ap.parse_args()
-    margin = args.margin if args.margin is not None else 30 + args.n / 25
+    margin = args.margin if args.margin is not None else 70 + args.n / 20
     print(f"burst benchmark: n={args.n}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     if args.api:
         if not (args.key and args.sandbox):

@@ -75,7 +75,6 @@ class Settings(BaseSettings):
     # Workflows kept in the worker's cache. Evicting a sleeping post means replaying its whole
     # history at wake-up, so keep it above the number of posts due close together.
     max_cached_workflows: int = 5000
-    workflow_sandbox: bool = True
     # Lets media URLs resolve to loopback/private addresses. For development and tests only.
     allow_private_networks: bool = False
 

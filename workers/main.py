@@ -46,13 +46,6 @@ def provider_http_client(settings: Settings) -> httpx.AsyncClient:
     )
 
 
-def workflow_runner(settings: Settings):  # noqa: ANN201
-    from temporalio.worker import UnsandboxedWorkflowRunner
-    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
-
-    return SandboxedWorkflowRunner() if settings.workflow_sandbox else UnsandboxedWorkflowRunner()
-
-
 ROLES = ("all", "workflows", "publisher")
 
 
@@ -90,7 +83,6 @@ def build_workers(
                 ],
                 activity_executor=executor,
                 max_cached_workflows=settings.max_cached_workflows,
-                workflow_runner=workflow_runner(settings),
                 # A busy worker must keep its cached workflows: when a sticky task waits longer
                 # than this, the server hands it to any worker and the history is replayed.
                 sticky_queue_schedule_to_start_timeout=timedelta(seconds=60),

@@ -9,9 +9,9 @@ from typing import Annotated, Any, Optional
 from fastapi import APIRouter, Body, Query, Request
 from sqlalchemy import func
 from sqlmodel import select
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import CallerDep, SessionDep, SettingsDep, TemporalDep
@@ -184,14 +184,10 @@ async def retry_post(post_id: str, caller: CallerDep, session: SessionDep, setti
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             search_attributes=t.post_search_attributes(inp),
         )
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.ALREADY_EXISTS:
-            raise ApiError(409, "post_not_retryable", "a publish workflow for this post is still running") from None
+    except WorkflowAlreadyStartedError:
+        raise ApiError(409, "post_not_retryable", "a publish workflow for this post is still running") from None
+    except RPCError:
         raise ApiError(503, "temporal_unavailable", "could not start the retry; try again") from None
-    except Exception as exc:  # WorkflowAlreadyStartedError
-        if type(exc).__name__ == "WorkflowAlreadyStartedError":
-            raise ApiError(409, "post_not_retryable", "a publish workflow for this post is still running") from None
-        raise
     post.status = "scheduled"
     post.publish_at = now
     post.error = post.error_code = None
@@ -209,11 +205,14 @@ async def reconcile_post(post_id: str, caller: CallerDep, session: SessionDep, s
     post = load_post(session, caller, post_id)
     if post.status not in ("published", "failed"):
         raise ApiError(409, "post_not_reconcilable", f"post is {post.status}; only published or failed posts can be reconciled")
-    result: ReconcileOutput = await temporal.execute_workflow(
-        "ReconcilePostWorkflow", ReconcileWorkflowInput(post_id=post.id, workspace_id=post.workspace_id),
-        id=f"reconcile-{post.id}-{new_id('r')[2:]}", task_queue=settings.task_queue, result_type=ReconcileOutput,
-        execution_timeout=timedelta(minutes=2),
-    )
+    try:
+        result: ReconcileOutput = await temporal.execute_workflow(
+            "ReconcilePostWorkflow", ReconcileWorkflowInput(post_id=post.id, workspace_id=post.workspace_id),
+            id=f"reconcile-{post.id}-{new_id('r')[2:]}", task_queue=settings.task_queue, result_type=ReconcileOutput,
+            execution_timeout=timedelta(minutes=2),
+        )
+    except WorkflowFailureError as exc:
+        raise ApiError(502, "reconcile_failed", f"the provider could not be asked: {exc.cause}") from None
     session.refresh(post)
     return {"ok": True, "post": post_json(post, settings),
             "reconcile": {"state": result.state, "providerPostId": result.provider_post_id, "detail": result.detail}}
