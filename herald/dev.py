@@ -203,7 +203,10 @@ def run_dev(settings: Settings) -> int:
         check_ports(settings)
         data_dir.mkdir(parents=True, exist_ok=True)
         settings = settings.model_copy(update={"data_dir": data_dir})
-        upgrade(settings.db_url)
+        try:
+            upgrade(settings.db_url)
+        except Exception as exc:  # noqa: BLE001 - any failure here means the same to the user
+            raise DevError(f"could not migrate the database ({type(exc).__name__}): {str(exc).splitlines()[0][:300]}") from None
         env = child_env(settings, data_dir)
 
         children.append(spawn("temporal", temporal_command(settings, data_dir), env))

@@ -14,7 +14,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import CallerDep, SessionDep, SettingsDep, TemporalDep
+from api.deps import CallerDep, SessionDep, SettingsDep, TemporalDep, get_temporal
 from api.errors import ApiError, not_found
 from api.serializers import attempt_json, post_json
 from herald import temporal as t
@@ -105,8 +105,8 @@ def get_attempts(post_id: str, caller: CallerDep, session: SessionDep, settings:
 
 
 @router.delete("/{post_id}")
-async def cancel_post(post_id: str, caller: CallerDep, session: SessionDep, settings: SettingsDep,
-                      temporal: TemporalDep) -> dict:
+async def cancel_post(post_id: str, request: Request, caller: CallerDep, session: SessionDep,
+                      settings: SettingsDep) -> dict:
     """Cancel a draft or scheduled post. Refused (409) once publishing has started."""
     post = load_post(session, caller, post_id)
     if post.status == "canceled":
@@ -119,7 +119,8 @@ async def cancel_post(post_id: str, caller: CallerDep, session: SessionDep, sett
         return {"ok": True, "post": post_json(post, settings)}
     if post.status in ("published", "failed"):
         raise ApiError(409, "post_not_cancelable", f"post is already {post.status}")
-    await _cancel_workflow(temporal, session, post)
+    # Only a scheduled post has a workflow; drafts and finished posts never need Temporal.
+    await _cancel_workflow(await get_temporal(request), session, post)
     session.refresh(post)
     if post.status != "canceled":
         raise ApiError(409, "post_not_cancelable", f"post is {post.status}; it can no longer be canceled")
