@@ -214,7 +214,9 @@ def run_dev(settings: Settings) -> int:
         children.append(spawn("sandbox", herald_cmd("sandbox"), env))
         wait_until("the sandbox", lambda: httpx.get(f"{settings.sandbox_base}/_sandbox/health").status_code == 200, children)
         children.append(spawn("worker", herald_cmd("worker") + ["--role", "workflows"], env))
-        children.append(spawn("publisher", herald_cmd("worker") + ["--role", "publisher"], env))
+        for n in range(settings.dev_publishers):
+            name = "publisher" if settings.dev_publishers == 1 else f"publisher{n + 1}"
+            children.append(spawn(name, herald_cmd("worker") + ["--role", "publisher"], env))
         children.append(spawn("api", herald_cmd("api"), env))
         api = f"http://127.0.0.1:{settings.api_port}"
         # Ready means the API answers and a worker is really polling the task queue.

@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     provider_timeout_seconds: float = 30.0
     # Concurrent HTTP requests to providers per worker process (and connections in its pool).
     provider_max_connections: int = 8
+    # Publisher processes `herald dev` starts (each sends at most provider_max_connections at once).
+    dev_publishers: int = 2
     # Concurrent activity-task polls of the publisher worker.
     publish_pollers: int = 40
     max_media_download_bytes: int = 500 * 1024 * 1024
