@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,44 +25,24 @@ from typing import Iterator
 
 import httpx
 
+from herald.dev import DevError, background_stack
+
 TELEGRAM_TOKEN = "123456:" + "B" * 35
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager
 def own_stack(lead: float | None) -> Iterator[tuple[str, str, str]]:
-    tmp = Path(tempfile.mkdtemp(prefix="herald-bench-"))
-    ports = {name: free_port() for name in ("TEMPORAL_PORT", "TEMPORAL_UI_PORT", "SANDBOX_PORT", "API_PORT")}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
-    env.update({f"HERALD_{k}": str(v) for k, v in ports.items()})
-    env.update({"HERALD_DATA_DIR": str(tmp / "data"), "HERALD_LOG_LEVEL": "WARNING"})
+    root = Path(tempfile.mkdtemp(prefix="herald-bench-"))
+    extra = {"HERALD_LOG_LEVEL": "WARNING"}
     if lead is not None:
-        env["HERALD_PUBLISH_LEAD_SECONDS"] = str(lead)
-    log = open(tmp / "dev.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "herald.cli", "dev"], env=env, cwd=tmp,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    key_file = tmp / "data" / "dev-api-key"
+        extra["HERALD_PUBLISH_LEAD_SECONDS"] = str(lead)
     try:
-        deadline = time.monotonic() + 120
-        while not key_file.exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"herald dev did not start; see {tmp / 'dev.log'}")
-            time.sleep(0.2)
-        yield (f"http://127.0.0.1:{ports['API_PORT']}", key_file.read_text().strip(),
-               f"http://127.0.0.1:{ports['SANDBOX_PORT']}")
+        with background_stack(root, extra) as stack:
+            yield stack.api, stack.key, stack.sandbox
+    except DevError as exc:
+        raise SystemExit(str(exc)) from None
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
-        print(f"(stack log: {tmp / 'dev.log'})")
+        print(f"(stack log: {root / 'dev.log'})")
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -25,7 +25,7 @@ class PostWorkflowInput(BaseModel):
     provider: str
     account_handle: str
     publish_at: datetime
-    lead_seconds: float = 15.0
+    lead_seconds: float = 60.0  # the API passes HERALD_PUBLISH_LEAD_SECONDS
     deadline_seconds: float = 3600.0
     job_id: Optional[str] = None
     # Task queue of the publish activity (HERALD_PUBLISH_TASK_QUEUE).

@@ -17,8 +17,10 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import httpx
 
@@ -254,3 +256,57 @@ def print_banner(settings: Settings, api: str, secret: str) -> None:
         lines.append("  WARNING          HERALD_ALLOW_PRIVATE_NETWORKS is on: media URLs may reach private addresses")
     lines += ["Press Ctrl-C to stop.", ""]
     print("\n".join(lines), flush=True)
+
+
+# --- a stack in the background (tests, benchmarks) ------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class BackgroundStack:
+    api: str
+    sandbox: str
+    key: str
+    data_dir: Path
+    env: dict[str, str]
+    log_path: Path
+
+
+@contextmanager
+def background_stack(root: Path, extra_env: dict[str, str] | None = None,
+                     timeout: float = 120.0) -> Iterator[BackgroundStack]:
+    """`herald dev` in a child process on free ports with its data under `root`; yields once the
+    dev key exists (i.e. the stack is ready) and stops it with Ctrl-C semantics afterwards."""
+    ports = {name: free_port() for name in ("TEMPORAL_PORT", "TEMPORAL_UI_PORT", "SANDBOX_PORT", "API_PORT")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
+    env.update({f"HERALD_{k}": str(v) for k, v in ports.items()})
+    env["HERALD_DATA_DIR"] = str(root / "data")
+    env.update(extra_env or {})
+    log_path = root / "dev.log"
+    key_file = root / "data" / DEV_KEY_FILE
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(herald_cmd("dev"), env=env, cwd=root, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.monotonic() + timeout
+            while not key_file.exists():
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    tail = log_path.read_text(errors="replace")[-3000:]
+                    raise DevError(f"herald dev did not become ready (exit code {proc.poll()}):\n{tail}")
+                time.sleep(0.2)
+            yield BackgroundStack(
+                api=f"http://127.0.0.1:{ports['API_PORT']}", sandbox=f"http://127.0.0.1:{ports['SANDBOX_PORT']}",
+                key=key_file.read_text().strip(), data_dir=root / "data", env=env, log_path=log_path,
+            )
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()

@@ -3,9 +3,14 @@ Temporal UI links, and the client factory (always with the pydantic data convert
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
+
+if TYPE_CHECKING:
+    from herald.contracts import PostWorkflowInput
 
 SA_WORKSPACE = SearchAttributeKey.for_keyword("HeraldWorkspace")
 SA_RUN = SearchAttributeKey.for_keyword("HeraldRunId")
@@ -63,7 +68,7 @@ async def ensure_search_attributes(client: Client, namespace: str) -> None:
                 raise
 
 
-def post_search_attributes(post: "PostWorkflowInput") -> TypedSearchAttributes:  # noqa: F821
+def post_search_attributes(post: "PostWorkflowInput") -> TypedSearchAttributes:
     return TypedSearchAttributes([
         SearchAttributePair(SA_WORKSPACE, post.workspace_id),
         SearchAttributePair(SA_RUN, post.run_id),

@@ -10,16 +10,13 @@ API, records what it received, and injects faults on demand.
     DELETE /_sandbox/faults                    drop pending faults
     DELETE /_sandbox                           reset everything
 
-Serve with ``uvicorn sandbox.app:app`` or ``python -m sandbox``. ``receivedAt`` is stamped at the
+Serve with ``herald sandbox``. ``receivedAt`` is stamped at the
 very start of the ASGI call (``SandboxApp.__call__``) because publish-lateness benchmarks read it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import socket
-import threading
 import time
 from typing import Any
 
@@ -92,52 +89,3 @@ def create_app() -> SandboxApp:
 
 
 app = create_app()
-
-
-# --- running it in-process (tests, local tools) -----------------------------------------------------
-
-
-class SandboxServer:
-    """A real uvicorn server on a loopback port, in a background thread.
-
-    >>> server = SandboxServer().start(); server.url  # 'http://127.0.0.1:54321'
-    >>> server.stop()
-    """
-
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, asgi_app: Any = None):
-        import uvicorn
-
-        # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted sockets whose proto
-        # says TCP, and without it every response waits ~40 ms for the client's delayed ACK.
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, port))
-        self.host, self.port = self.sock.getsockname()[:2]
-        self.app = asgi_app or create_app()
-        config = uvicorn.Config(
-            self.app, log_level="warning", access_log=False, lifespan="off",
-            timeout_graceful_shutdown=1,
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self._run, name="herald-sandbox", daemon=True)
-
-    def _run(self) -> None:
-        asyncio.run(self.server.serve(sockets=[self.sock]))
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def start(self, timeout: float = 10.0) -> "SandboxServer":
-        self.thread.start()
-        deadline = time.monotonic() + timeout
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the sandbox server did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=5)
-        self.sock.close()

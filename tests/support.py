@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import socket
+import ssl
 import threading
 import time
 from contextlib import contextmanager
 from typing import Iterator
 
-import httpx
 import uvicorn
 
+from herald.dev import free_port  # noqa: F401  (re-exported for the tests)
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+
+# Built once: every httpx client would otherwise build its own (~50 ms each).
+SSL_CONTEXT = ssl.create_default_context()
 
 
 @contextmanager
@@ -52,24 +51,6 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1, what: str 
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what} (last value: {last!r})")
-
-
-async def async_wait_for(predicate, timeout: float = 30.0, interval: float = 0.1, what: str = "condition"):  # noqa: ANN001, ANN201
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if asyncio.iscoroutine(last):
-            last = await last
-        if last:
-            return last
-        await asyncio.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last value: {last!r})")
-
-
-def sandbox_deliveries(sandbox_url: str, provider: str | None = None) -> list[dict]:
-    params = {"provider": provider} if provider else None
-    return httpx.get(f"{sandbox_url}/_sandbox/deliveries", params=params).json()["deliveries"]
 
 
 TELEGRAM_TOKEN = "123456:" + "A" * 35

@@ -16,7 +16,6 @@ No Docker engine runs here or in CI, so these tests validate the files themselve
 from __future__ import annotations
 
 import ast
-import fnmatch
 import json
 import os
 import re

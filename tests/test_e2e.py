@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import http.server
-import os
-import signal
 import subprocess
 import sys
 import threading
@@ -19,7 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import DISCORD_WEBHOOK, TELEGRAM_TOKEN, free_port, wait_for
+from herald.dev import DevError, background_stack
+from tests.support import DISCORD_WEBHOOK, TELEGRAM_TOKEN, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -52,30 +51,15 @@ def stack(tmp_path_factory) -> Stack:
     media_root.mkdir()
     _write_media(media_root)
     media = _media_server(media_root)
-    ports = {name: free_port() for name in ("TEMPORAL_PORT", "TEMPORAL_UI_PORT", "SANDBOX_PORT", "API_PORT")}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
-    env.update({f"HERALD_{k}": str(v) for k, v in ports.items()})
-    env.update({"HERALD_DATA_DIR": str(root / "data"), "HERALD_ALLOW_PRIVATE_NETWORKS": "true",
-                "HERALD_PUBLISH_LEAD_SECONDS": "5"})
-    log = open(root / "dev.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "herald.cli", "dev"], env=env, cwd=root,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    api = f"http://127.0.0.1:{ports['API_PORT']}"
-    key_file = root / "data" / "dev-api-key"
+    extra = {"HERALD_ALLOW_PRIVATE_NETWORKS": "true", "HERALD_PUBLISH_LEAD_SECONDS": "5"}
     try:
-        wait_for(lambda: proc.poll() is not None or key_file.exists(), timeout=120, what="herald dev to be ready")
-        if proc.poll() is not None:
-            pytest.fail(f"herald dev exited with {proc.returncode}:\n{(root / 'dev.log').read_text()[-3000:]}")
-        yield Stack(api=api, sandbox=f"http://127.0.0.1:{ports['SANDBOX_PORT']}", key=key_file.read_text().strip(),
-                    data_dir=root / "data", env=env, media=f"http://127.0.0.1:{media.server_address[1]}")
+        with background_stack(root, extra) as s:
+            yield Stack(api=s.api, sandbox=s.sandbox, key=s.key, data_dir=s.data_dir, env=s.env,
+                        media=f"http://127.0.0.1:{media.server_address[1]}")
+    except DevError as exc:
+        pytest.fail(str(exc))
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
         media.shutdown()
-        log.close()
 
 
 def _write_media(root: Path) -> None:

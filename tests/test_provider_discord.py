@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import ssl
 from pathlib import Path
 
 import httpx
@@ -22,7 +21,7 @@ from providers.base import (
     RateLimited,
 )
 from providers.discord import LIMITS, DiscordAdapter, classify, parse_webhook_url
-from sandbox.app import SandboxServer
+from tests.support import SSL_CONTEXT
 
 WEBHOOK_ID = "112233445566778899"
 TOKEN = "sEcReT-webhook_token-abcdefghijklmnopqrstuvwxyz0123456789"
@@ -32,32 +31,18 @@ GOOD_URL = f"https://discord.com/api/webhooks/{WEBHOOK_ID}/{TOKEN}"
 # --- fixtures -------------------------------------------------------------------------------------
 
 
-# One TLS context and one inspection client for the module: building them costs ~50 ms each.
-SSL = ssl.create_default_context()
-API = httpx.Client(timeout=10, verify=SSL)
-
-
-@pytest.fixture(scope="module")
-def server():
-    srv = SandboxServer().start()
-    yield srv
-    srv.stop()
+# One inspection client for the module (the sandbox itself is the session's, from conftest).
+API = httpx.Client(timeout=10, verify=SSL_CONTEXT)
 
 
 @pytest.fixture(autouse=True)
-def _reset(server):
-    API.delete(f"{server.url}/_sandbox").raise_for_status()
+def _reset(clean_sandbox):
+    """Every test starts from an empty sandbox."""
 
 
 @pytest.fixture
-async def http():
-    async with httpx.AsyncClient(timeout=5, verify=SSL) as client:
-        yield client
-
-
-@pytest.fixture
-def adapter(server, http):
-    return DiscordAdapter(http, f"{server.url}/discord/api/v10")
+def adapter(sandbox_url, http):
+    return DiscordAdapter(http, f"{sandbox_url}/discord/api/v10")
 
 
 @pytest.fixture
@@ -65,12 +50,12 @@ async def creds(adapter):
     return (await adapter.connect({"webhookUrl": GOOD_URL})).credentials
 
 
-def deliveries(server) -> list[dict]:
-    return API.get(f"{server.url}/_sandbox/deliveries", params={"provider": "discord"}).json()["deliveries"]
+def deliveries(sandbox_url) -> list[dict]:
+    return API.get(f"{sandbox_url}/_sandbox/deliveries", params={"provider": "discord"}).json()["deliveries"]
 
 
-def fault(server, **body) -> None:
-    API.post(f"{server.url}/_sandbox/faults", json={"provider": "discord", **body}).raise_for_status()
+def fault(sandbox_url, **body) -> None:
+    API.post(f"{sandbox_url}/_sandbox/faults", json={"provider": "discord", **body}).raise_for_status()
 
 
 def media_file(tmp_path: Path, name: str, data: bytes, mime: str, kind: str, alt: str | None = None) -> MediaFile:
@@ -178,7 +163,7 @@ BAD_URLS = [
 async def test_connect_refuses_bad_urls_without_any_request(url):
     calls = []
     transport = httpx.MockTransport(lambda request: calls.append(request) or httpx.Response(500))
-    async with httpx.AsyncClient(transport=transport, verify=SSL) as client:
+    async with httpx.AsyncClient(transport=transport, verify=SSL_CONTEXT) as client:
         adapter = DiscordAdapter(client, "https://discord.com/api/v10")
         with pytest.raises(ValueError) as info:
             await adapter.connect({"webhookUrl": url})
@@ -186,9 +171,9 @@ async def test_connect_refuses_bad_urls_without_any_request(url):
     assert_no_token(info.value)
 
 
-async def test_connect_calls_base_url_not_the_given_url(adapter, server):
+async def test_connect_calls_base_url_not_the_given_url(adapter, sandbox_url):
     identity = await adapter.connect({"webhook_url": GOOD_URL})  # snake_case alias
-    hook = API.get(f"{server.url}/discord/api/v10/webhooks/{WEBHOOK_ID}/{TOKEN}").json()
+    hook = API.get(f"{sandbox_url}/discord/api/v10/webhooks/{WEBHOOK_ID}/{TOKEN}").json()
     assert identity.handle == f"discord:{WEBHOOK_ID}"
     assert identity.external_id == WEBHOOK_ID
     assert identity.display_name == hook["name"]
@@ -213,9 +198,9 @@ async def test_check_credentials(adapter, creds):
 # --- publish ---------------------------------------------------------------------------------------------
 
 
-async def test_publish_text(adapter, creds, server):
+async def test_publish_text(adapter, creds, sandbox_url):
     result = await adapter.publish(creds, PublishRequest(post_id="p1", text="hello @everyone"))
-    [d] = deliveries(server)
+    [d] = deliveries(sandbox_url)
     assert d["id"] == result.provider_post_id and d["target"] == WEBHOOK_ID and d["text"] == "hello @everyone"
     assert d["payload"]["allowed_mentions"] == {"parse": []}
     assert result.http_status == 200
@@ -223,36 +208,36 @@ async def test_publish_text(adapter, creds, server):
         f"https://discord.com/channels/{creds['guild_id']}/{creds['channel_id']}/{result.provider_post_id}"
     )
     await adapter.publish(creds, PublishRequest(post_id="p2", text="ping", settings={"allowMentions": True}))
-    assert "allowed_mentions" not in deliveries(server)[1]["payload"]
+    assert "allowed_mentions" not in deliveries(sandbox_url)[1]["payload"]
 
 
-async def test_publish_files(adapter, creds, server, tmp_path):
+async def test_publish_files(adapter, creds, sandbox_url, tmp_path):
     png = media_file(tmp_path, "a.png", PNG, "image/png", "image", alt="a tiny square")
     mp4 = media_file(tmp_path, "b.mp4", MP4, "video/mp4", "video")
     result = await adapter.publish(creds, PublishRequest(post_id="p", text="files", media=[png, mp4]))
-    [d] = deliveries(server)
+    [d] = deliveries(sandbox_url)
     assert d["id"] == result.provider_post_id and d["text"] == "files"
     assert [(m["sha256"], m["mime"], m["size"]) for m in d["media"]] == [
         (png.sha256, "image/png", len(PNG)), (mp4.sha256, "video/mp4", len(MP4)),
     ]
     message = API.get(
-        f"{server.url}/discord/api/v10/webhooks/{WEBHOOK_ID}/{TOKEN}/messages/{result.provider_post_id}"
+        f"{sandbox_url}/discord/api/v10/webhooks/{WEBHOOK_ID}/{TOKEN}/messages/{result.provider_post_id}"
     ).json()
     assert [a["filename"] for a in message["attachments"]] == ["a.png", "b.mp4"]
     assert message["attachments"][0]["description"] == "a tiny square"
 
 
-async def test_media_only_post(adapter, creds, server, tmp_path):
+async def test_media_only_post(adapter, creds, sandbox_url, tmp_path):
     png = media_file(tmp_path, "a.png", PNG, "image/png", "image")
     await adapter.publish(creds, PublishRequest(post_id="p", media=[png]))
-    assert deliveries(server)[0]["text"] == ""
+    assert deliveries(sandbox_url)[0]["text"] == ""
 
 
-async def test_threads_and_replies_reach_the_sandbox(adapter, creds, server):
+async def test_threads_and_replies_reach_the_sandbox(adapter, creds, sandbox_url):
     await adapter.publish(creds, PublishRequest(post_id="a", text="in thread", settings={"threadId": "777"}))
     reply = await adapter.publish(creds, PublishRequest(post_id="b", text="reply", reply_to="888"))
     forum = await adapter.publish(creds, PublishRequest(post_id="c", text="new", settings={"threadName": "Topic"}))
-    d = deliveries(server)
+    d = deliveries(sandbox_url)
     assert [x["threadId"] for x in d] == ["777", "888", forum.provider_post_id]
     assert d[2]["payload"]["thread_name"] == "Topic"
     assert f"/888/{reply.provider_post_id}" in reply.provider_url  # links through the thread channel
@@ -274,14 +259,14 @@ async def test_provider_validation_is_content_rejected(adapter, creds, tmp_path)
 # --- faults -----------------------------------------------------------------------------------------------
 
 
-async def test_rate_limit(adapter, creds, server):
-    fault(server, kind="rate_limit", retryAfter=2.5)
+async def test_rate_limit(adapter, creds, sandbox_url):
+    fault(sandbox_url, kind="rate_limit", retryAfter=2.5)
     with pytest.raises(RateLimited) as info:
         await adapter.publish(creds, PublishRequest(post_id="p", text="hi"))
     assert info.value.retry_after == 2.5 and info.value.http_status == 429
-    assert deliveries(server) == []
+    assert deliveries(sandbox_url) == []
     await adapter.publish(creds, PublishRequest(post_id="p", text="hi"))  # the fault was used up
-    assert len(deliveries(server)) == 1
+    assert len(deliveries(sandbox_url)) == 1
 
 
 def test_rate_limit_header_fallback():
@@ -295,63 +280,63 @@ def test_rate_limit_header_fallback():
     ("auth_error", AuthExpired, "Invalid Webhook Token"),
     ("reject_content", ContentRejected, "Invalid Form Body"),
 ])
-async def test_fault_kinds(adapter, creds, server, kind, exc, text):
-    fault(server, kind=kind)
+async def test_fault_kinds(adapter, creds, sandbox_url, kind, exc, text):
+    fault(sandbox_url, kind=kind)
     with pytest.raises(exc) as info:
         await adapter.publish(creds, PublishRequest(post_id="p", text="hi"))
     assert text in info.value.message
-    assert deliveries(server) == []
+    assert deliveries(sandbox_url) == []
     assert_no_token(info.value)
 
 
-async def test_reject_content_carries_the_provider_message(adapter, creds, server):
-    fault(server, kind="reject_content", message="Embed size exceeds maximum size of 6000")
+async def test_reject_content_carries_the_provider_message(adapter, creds, sandbox_url):
+    fault(sandbox_url, kind="reject_content", message="Embed size exceeds maximum size of 6000")
     with pytest.raises(ContentRejected) as info:
         await adapter.publish(creds, PublishRequest(post_id="p", text="hi"))
     assert "content: Embed size exceeds maximum size of 6000" in info.value.message
 
 
-async def test_drop_after_accept_is_outcome_unknown(adapter, creds, server):
-    fault(server, kind="drop_after_accept")
+async def test_drop_after_accept_is_outcome_unknown(adapter, creds, sandbox_url):
+    fault(sandbox_url, kind="drop_after_accept")
     with pytest.raises(OutcomeUnknown) as info:
         await adapter.publish(creds, PublishRequest(post_id="p", text="maybe"))
     assert_no_token(info.value)
-    assert [d["text"] for d in deliveries(server)] == ["maybe"]
+    assert [d["text"] for d in deliveries(sandbox_url)] == ["maybe"]
 
 
-async def test_timeout_is_outcome_unknown(server, creds):
-    fault(server, kind="timeout", delaySeconds=1)
-    async with httpx.AsyncClient(timeout=0.3, verify=SSL) as client:
-        adapter = DiscordAdapter(client, f"{server.url}/discord/api/v10")
+async def test_timeout_is_outcome_unknown(sandbox_url, creds):
+    fault(sandbox_url, kind="timeout", delaySeconds=1)
+    async with httpx.AsyncClient(timeout=0.3, verify=SSL_CONTEXT) as client:
+        adapter = DiscordAdapter(client, f"{sandbox_url}/discord/api/v10")
         with pytest.raises(OutcomeUnknown) as info:
             await adapter.publish(creds, PublishRequest(post_id="p", text="slow"))
     assert_no_token(info.value)
-    assert deliveries(server) == []
+    assert deliveries(sandbox_url) == []
 
 
 async def test_unreachable_is_provider_unavailable(creds):
-    async with httpx.AsyncClient(timeout=1, verify=SSL) as client:
+    async with httpx.AsyncClient(timeout=1, verify=SSL_CONTEXT) as client:
         adapter = DiscordAdapter(client, "http://127.0.0.1:9/discord/api/v10")
         with pytest.raises(ProviderUnavailable) as info:
             await adapter.publish(creds, PublishRequest(post_id="p", text="hi"))
     assert_no_token(info.value)
 
 
-async def test_prepare_then_send(adapter, creds, server):
+async def test_prepare_then_send(adapter, creds, sandbox_url):
     prepared = await adapter.prepare_publish(creds, PublishRequest(post_id="p", text="later"))
-    assert deliveries(server) == []
+    assert deliveries(sandbox_url) == []
     assert TOKEN not in repr(prepared)
     result = await prepared.send()
-    assert deliveries(server)[0]["id"] == result.provider_post_id
+    assert deliveries(sandbox_url)[0]["id"] == result.provider_post_id
 
 
 # --- delete / reconcile ---------------------------------------------------------------------------------------
 
 
-async def test_delete(adapter, creds, server):
+async def test_delete(adapter, creds, sandbox_url):
     result = await adapter.publish(creds, PublishRequest(post_id="p", text="bye"))
     await adapter.delete(creds, result.provider_post_id)
-    assert deliveries(server)[0]["deleted"] is True
+    assert deliveries(sandbox_url)[0]["deleted"] is True
     await adapter.delete(creds, result.provider_post_id)  # already gone: no error
     with pytest.raises(AuthExpired):
         await adapter.delete({**creds, "webhook_token": "invalid-x"}, result.provider_post_id)
@@ -369,7 +354,7 @@ async def test_reconcile(adapter, creds):
     assert unknowable.state == "unknowable" and "cannot list messages" in unknowable.detail
 
 
-async def test_thread_posts_reconcile_and_delete(adapter, creds, server):
+async def test_thread_posts_reconcile_and_delete(adapter, creds, sandbox_url):
     in_thread = PublishRequest(post_id="a", text="t", settings={"threadId": "777"})
     reply = PublishRequest(post_id="b", text="r", reply_to="888")
     forum = PublishRequest(post_id="c", text="f", settings={"threadName": "Topic"})
@@ -378,17 +363,17 @@ async def test_thread_posts_reconcile_and_delete(adapter, creds, server):
         outcome = await adapter.reconcile(creds, request, result.provider_post_id)
         assert outcome.state == "found", request
     await adapter.delete(creds, results[2].provider_post_id)  # forum post: found via its own thread
-    assert deliveries(server)[2]["deleted"] is True
+    assert deliveries(sandbox_url)[2]["deleted"] is True
     # Known limitation: delete() only gets the message id, so a message inside another thread
     # cannot be addressed; the 404 is taken as "already deleted".
     await adapter.delete(creds, results[1].provider_post_id)
-    assert "deleted" not in deliveries(server)[1]
+    assert "deleted" not in deliveries(sandbox_url)[1]
 
 
-async def test_no_token_in_any_error(adapter, creds, server):
+async def test_no_token_in_any_error(adapter, creds, sandbox_url):
     errors: list[ProviderError] = []
     for kind in ("rate_limit", "server_error", "auth_error", "reject_content", "drop_after_accept"):
-        fault(server, kind=kind)
+        fault(sandbox_url, kind=kind)
         try:
             await adapter.publish(creds, PublishRequest(post_id="p", text="t"))
         except ProviderError as exc:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import ssl
 from pathlib import Path
 
 import httpx
@@ -22,7 +21,7 @@ from providers.base import (
     RateLimited,
 )
 from providers.telegram import LIMITS, TelegramAdapter, classify, message_url
-from sandbox.app import SandboxServer
+from tests.support import SSL_CONTEXT
 
 TOKEN = "4242424242:AAH-secret_part_abcdefghijklmnopqrstuv"
 BAD_TOKEN = "4242424242:invalid_secret_abcdefghijklmnopqrstuv"
@@ -31,32 +30,18 @@ BAD_TOKEN = "4242424242:invalid_secret_abcdefghijklmnopqrstuv"
 # --- fixtures -------------------------------------------------------------------------------------
 
 
-# One TLS context and one inspection client for the module: building them costs ~50 ms each.
-SSL = ssl.create_default_context()
-API = httpx.Client(timeout=10, verify=SSL)
-
-
-@pytest.fixture(scope="module")
-def server():
-    srv = SandboxServer().start()
-    yield srv
-    srv.stop()
+# One inspection client for the module (the sandbox itself is the session's, from conftest).
+API = httpx.Client(timeout=10, verify=SSL_CONTEXT)
 
 
 @pytest.fixture(autouse=True)
-def _reset(server):
-    API.delete(f"{server.url}/_sandbox").raise_for_status()
+def _reset(clean_sandbox):
+    """Every test starts from an empty sandbox."""
 
 
 @pytest.fixture
-async def http():
-    async with httpx.AsyncClient(timeout=5, verify=SSL) as client:
-        yield client
-
-
-@pytest.fixture
-def adapter(server, http):
-    return TelegramAdapter(http, f"{server.url}/telegram")
+def adapter(sandbox_url, http):
+    return TelegramAdapter(http, f"{sandbox_url}/telegram")
 
 
 @pytest.fixture
@@ -64,12 +49,12 @@ async def creds(adapter):
     return (await adapter.connect({"botToken": TOKEN, "chatId": "@heraldnews"})).credentials
 
 
-def deliveries(server) -> list[dict]:
-    return API.get(f"{server.url}/_sandbox/deliveries", params={"provider": "telegram"}).json()["deliveries"]
+def deliveries(sandbox_url) -> list[dict]:
+    return API.get(f"{sandbox_url}/_sandbox/deliveries", params={"provider": "telegram"}).json()["deliveries"]
 
 
-def fault(server, **body) -> None:
-    API.post(f"{server.url}/_sandbox/faults", json={"provider": "telegram", **body}).raise_for_status()
+def fault(sandbox_url, **body) -> None:
+    API.post(f"{sandbox_url}/_sandbox/faults", json={"provider": "telegram", **body}).raise_for_status()
 
 
 def media_file(tmp_path: Path, name: str, data: bytes, mime: str, kind: str) -> MediaFile:
@@ -178,16 +163,16 @@ def test_message_url():
 async def test_connect_validates_before_any_request(params):
     calls = []
     transport = httpx.MockTransport(lambda request: calls.append(request) or httpx.Response(500))
-    async with httpx.AsyncClient(transport=transport, verify=SSL) as client:
+    async with httpx.AsyncClient(transport=transport, verify=SSL_CONTEXT) as client:
         with pytest.raises(ValueError) as info:
             await TelegramAdapter(client, "https://api.telegram.org").connect(params)
     assert calls == []
     assert_no_token(info.value)
 
 
-async def test_connect_channel(adapter, server):
+async def test_connect_channel(adapter, sandbox_url):
     identity = await adapter.connect({"bot_token": TOKEN, "chat_id": "@heraldnews"})
-    chat = API.post(f"{server.url}/telegram/bot{TOKEN}/getChat", json={"chat_id": "@heraldnews"}).json()["result"]
+    chat = API.post(f"{sandbox_url}/telegram/bot{TOKEN}/getChat", json={"chat_id": "@heraldnews"}).json()["result"]
     assert str(chat["id"]).startswith("-100")
     assert identity.handle == f"telegram:{chat['id']}"
     assert identity.external_id == str(chat["id"])
@@ -220,11 +205,11 @@ async def test_check_credentials(adapter, creds):
 # --- publish ---------------------------------------------------------------------------------------------
 
 
-async def test_publish_text(adapter, creds, server):
+async def test_publish_text(adapter, creds, sandbox_url):
     request = PublishRequest(post_id="p", text="<b>hi</b> https://example.com",
                              settings={"parseMode": "HTML", "silent": True, "disableLinkPreview": True})
     result = await adapter.publish(creds, request)
-    [d] = deliveries(server)
+    [d] = deliveries(sandbox_url)
     assert d["id"] == result.provider_post_id == "1"
     assert d["target"] == str(creds["chat_id"]) and d["text"] == "<b>hi</b> https://example.com"
     assert d["method"] == "sendMessage"
@@ -242,10 +227,10 @@ async def test_private_channel_url(adapter):
     assert result.provider_url == "https://t.me/c/9876543210/1"
 
 
-async def test_reply_parameters_reach_the_sandbox(adapter, creds, server):
+async def test_reply_parameters_reach_the_sandbox(adapter, creds, sandbox_url):
     parent = await adapter.publish(creds, PublishRequest(post_id="a", text="parent"))
     await adapter.publish(creds, PublishRequest(post_id="b", text="child", reply_to=parent.provider_post_id))
-    d = deliveries(server)[1]
+    d = deliveries(sandbox_url)[1]
     assert d["replyToMessageId"] == int(parent.provider_post_id)
     assert d["payload"]["reply_parameters"] == {
         "message_id": int(parent.provider_post_id), "allow_sending_without_reply": False,
@@ -261,15 +246,15 @@ async def test_reply_parameters_reach_the_sandbox(adapter, creds, server):
     ("c.mp3", b"ID3" + b"\0" * 50, "audio/mpeg", "audio", "sendAudio"),
     ("d.pdf", b"%PDF-1.4" + b"\0" * 50, "application/pdf", "other", "sendDocument"),
 ])
-async def test_publish_single_media(adapter, creds, server, tmp_path, name, data, mime, kind, method):
+async def test_publish_single_media(adapter, creds, sandbox_url, tmp_path, name, data, mime, kind, method):
     media = media_file(tmp_path, name, data, mime, kind)
     result = await adapter.publish(creds, PublishRequest(post_id="p", text="caption", media=[media]))
-    [d] = deliveries(server)
+    [d] = deliveries(sandbox_url)
     assert d["method"] == method and d["text"] == "caption" and d["id"] == result.provider_post_id
     assert d["media"] == [{"sha256": media.sha256, "mime": mime, "size": len(data), "filename": name}]
 
 
-async def test_media_group_of_three(adapter, creds, server, tmp_path):
+async def test_media_group_of_three(adapter, creds, sandbox_url, tmp_path):
     media = [
         media_file(tmp_path, "a.png", PNG, "image/png", "image"),
         media_file(tmp_path, "b.mp4", MP4, "video/mp4", "video"),
@@ -277,7 +262,7 @@ async def test_media_group_of_three(adapter, creds, server, tmp_path):
     ]
     result = await adapter.publish(creds, PublishRequest(post_id="p", text="album", media=media,
                                                          settings={"parseMode": "HTML"}))
-    [d] = deliveries(server)  # one delivery, several media items
+    [d] = deliveries(sandbox_url)  # one delivery, several media items
     assert d["method"] == "sendMediaGroup" and d["text"] == "album"
     assert d["messageIds"] == [1, 2, 3] and result.provider_post_id == "1"
     assert [m["sha256"] for m in d["media"]] == [m.sha256 for m in media]
@@ -301,12 +286,12 @@ async def test_provider_validation_is_content_rejected(adapter, creds, tmp_path)
 # --- faults -----------------------------------------------------------------------------------------------
 
 
-async def test_rate_limit(adapter, creds, server):
-    fault(server, kind="rate_limit", retryAfter=7)
+async def test_rate_limit(adapter, creds, sandbox_url):
+    fault(sandbox_url, kind="rate_limit", retryAfter=7)
     with pytest.raises(RateLimited) as info:
         await adapter.publish(creds, PublishRequest(post_id="p", text="hi"))
     assert info.value.retry_after == 7 and "retry after 7" in info.value.message
-    assert deliveries(server) == []
+    assert deliveries(sandbox_url) == []
 
 
 @pytest.mark.parametrize("kind, exc, text", [
@@ -314,31 +299,31 @@ async def test_rate_limit(adapter, creds, server):
     ("auth_error", AuthExpired, "401"),
     ("reject_content", ContentRejected, "Bad Request: message rejected by a sandbox fault"),
 ])
-async def test_fault_kinds(adapter, creds, server, kind, exc, text):
-    fault(server, kind=kind)
+async def test_fault_kinds(adapter, creds, sandbox_url, kind, exc, text):
+    fault(sandbox_url, kind=kind)
     with pytest.raises(exc) as info:
         await adapter.publish(creds, PublishRequest(post_id="p", text="hi"))
     assert text in info.value.message
-    assert deliveries(server) == []
+    assert deliveries(sandbox_url) == []
 
 
-async def test_drop_after_accept_media_group(adapter, creds, server, tmp_path):
+async def test_drop_after_accept_media_group(adapter, creds, sandbox_url, tmp_path):
     media = [media_file(tmp_path, f"{i}.png", PNG + bytes([i]), "image/png", "image") for i in range(2)]
-    fault(server, kind="drop_after_accept")
+    fault(sandbox_url, kind="drop_after_accept")
     with pytest.raises(OutcomeUnknown):
         await adapter.publish(creds, PublishRequest(post_id="p", text="maybe", media=media))
-    [d] = deliveries(server)
+    [d] = deliveries(sandbox_url)
     assert len(d["media"]) == 2
 
 
-async def test_timeout_is_outcome_unknown(server, creds):
-    fault(server, kind="timeout", delaySeconds=1)
-    async with httpx.AsyncClient(timeout=0.3, verify=SSL) as client:
+async def test_timeout_is_outcome_unknown(sandbox_url, creds):
+    fault(sandbox_url, kind="timeout", delaySeconds=1)
+    async with httpx.AsyncClient(timeout=0.3, verify=SSL_CONTEXT) as client:
         with pytest.raises(OutcomeUnknown) as info:
-            await TelegramAdapter(client, f"{server.url}/telegram").publish(
+            await TelegramAdapter(client, f"{sandbox_url}/telegram").publish(
                 creds, PublishRequest(post_id="p", text="slow"))
     assert_no_token(info.value)
-    assert deliveries(server) == []
+    assert deliveries(sandbox_url) == []
 
 
 def test_classify_other_answers():
@@ -360,10 +345,10 @@ def test_classify_other_answers():
 # --- delete / reconcile ---------------------------------------------------------------------------------------
 
 
-async def test_delete(adapter, creds, server):
+async def test_delete(adapter, creds, sandbox_url):
     result = await adapter.publish(creds, PublishRequest(post_id="p", text="bye"))
     await adapter.delete(creds, result.provider_post_id)
-    assert deliveries(server)[0]["deleted"] is True
+    assert deliveries(sandbox_url)[0]["deleted"] is True
     await adapter.delete(creds, result.provider_post_id)  # "message to delete not found": fine
     with pytest.raises(AuthExpired):
         await adapter.delete({**creds, "bot_token": BAD_TOKEN}, result.provider_post_id)
@@ -377,10 +362,10 @@ async def test_reconcile_is_unknowable(adapter, creds):
         assert outcome.state == "unknowable" and "cannot read messages back" in outcome.detail
 
 
-async def test_no_token_in_any_error(adapter, creds, server, tmp_path):
+async def test_no_token_in_any_error(adapter, creds, sandbox_url, tmp_path):
     errors: list[ProviderError] = []
     for kind in ("rate_limit", "server_error", "auth_error", "reject_content", "drop_after_accept"):
-        fault(server, kind=kind)
+        fault(sandbox_url, kind=kind)
         try:
             await adapter.publish(creds, PublishRequest(post_id="p", text="t"))
         except ProviderError as exc:

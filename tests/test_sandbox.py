@@ -6,36 +6,25 @@ import asyncio
 import hashlib
 import json
 import re
-import ssl
 import time
 from datetime import datetime
 
 import httpx
 import pytest
 
-from sandbox.app import SandboxServer
+from tests.support import SSL_CONTEXT
 
 TG = "777000111:AAF_sandbox-token-abcdefghijklmnopqrstu"
 HOOK = "/discord/api/v10/webhooks/4242/tok-en_1"
-SSL = ssl.create_default_context()  # built once: ~50 ms per client otherwise
-
-
 @pytest.fixture(scope="module")
-def server():
-    srv = SandboxServer().start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def api(server):
-    with httpx.Client(base_url=server.url, timeout=10, verify=SSL) as client:
+def api(sandbox_url):
+    with httpx.Client(base_url=sandbox_url, timeout=10, verify=SSL_CONTEXT) as client:
         yield client
 
 
 @pytest.fixture(autouse=True)
-def _reset(api):
-    api.delete("/_sandbox").raise_for_status()
+def _reset(clean_sandbox):
+    """Every test starts from an empty sandbox."""
 
 
 def deliveries(api, **params) -> list[dict]:
@@ -342,9 +331,9 @@ def test_telegram_delete_message(api):
 # --- load ---------------------------------------------------------------------------------------------------
 
 
-async def test_burst_of_concurrent_posts(server):
+async def test_burst_of_concurrent_posts(sandbox_url):
     limits = httpx.Limits(max_connections=50)
-    async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=30, verify=SSL) as client:
+    async with httpx.AsyncClient(base_url=sandbox_url, limits=limits, timeout=30, verify=SSL_CONTEXT) as client:
         await client.delete("/_sandbox")
         started = time.monotonic()
         responses = await asyncio.gather(*[

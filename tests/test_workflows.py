@@ -68,7 +68,7 @@ async def test_cancel_after_publish_is_refused(harness: Harness) -> None:
     account = await harness.connect("discord")
     _, (inp,) = harness.make_run(account, ["done"], await harness.soon())
     handle = await harness.start_post(inp)
-    # Keep the workflow open after publishing? It ends; an update to a closed workflow fails.
+    # The workflow has completed: an update to a closed workflow is refused.
     await handle.result()
     with pytest.raises(Exception):
         await handle.execute_update(PostWorkflow.cancel, CancelRequest())
