@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from temporalio import activity
 
-from herald.contracts import TERMINAL_POST_STATUSES, PostStateRecord, RunStateRecord
+from herald.contracts import TERMINAL_POST_STATUSES, PostEdit, PostStateRecord, RunStateRecord
 from herald.ids import new_id
 from store.db import Database
 from store.models import Account, Job, Post, PostAttempt, Run
@@ -22,8 +22,11 @@ from store.models import Account, Job, Post, PostAttempt, Run
 # (a retry starts from `failed` explicitly, through the API).
 _LEAVES_TERMINAL = {"failed": ("scheduled",)}
 
+# Statuses in which a post's content may still change (an edit lands only then).
+EDITABLE_STATUSES = ("scheduled", "pending_approval")
+
 JOB_STATUS = {
-    "scheduled": "queued", "publishing": "running", "retry_pending": "running",
+    "pending_approval": "queued", "scheduled": "queued", "publishing": "running", "retry_pending": "running",
     "published": "completed", "failed": "failed", "canceled": "canceled",
 }
 
@@ -42,6 +45,11 @@ class ProjectionActivities:
                 return "canceled"  # the post was purged: nothing may be published for it
             if rec.attempt is not None:
                 self._add_attempt(s, post, rec)
+            if rec.review is not None and post.status not in TERMINAL_POST_STATUSES:
+                post.review_state = rec.review.state
+                post.reviewed_by = rec.review.by
+                post.reviewed_at = rec.review.at
+                post.review_note = rec.review.note
             if post.status in TERMINAL_POST_STATUSES and rec.status != post.status:
                 if rec.status not in _LEAVES_TERMINAL.get(post.status, ()):
                     s.commit()
@@ -53,6 +61,7 @@ class ProjectionActivities:
             if rec.status == "published":
                 post.provider_post_id = rec.provider_post_id
                 post.provider_url = rec.provider_url
+                post.provider_thread_id = rec.provider_thread_id
                 post.published_at = post.published_at or now
                 post.error_code = post.error = None
             elif rec.status in ("failed", "retry_pending") or rec.error:
@@ -76,6 +85,29 @@ class ProjectionActivities:
                     s.add(account)
             if rec.status in TERMINAL_POST_STATUSES:
                 self._refresh_finished_run(s, post.run_id, now)
+            s.commit()
+            return post.status
+
+    @activity.defn(name="apply_post_edit")
+    def apply_post_edit(self, edit: PostEdit) -> str:
+        """Write an edit the workflow accepted. Returns the status afterwards; a post that is no
+        longer editable in the store (canceled meanwhile) is left untouched."""
+        with self.db.write_session() as s:
+            post = s.get(Post, edit.post_id)
+            if post is None:
+                return "canceled"
+            if post.status not in EDITABLE_STATUSES:
+                return post.status
+            if post.media != edit.media:
+                post.media = edit.media
+            post.description, post.name, post.settings = edit.description, edit.name, edit.settings
+            post.account_id, post.account_handle, post.provider = edit.account_id, edit.account_handle, edit.provider
+            post.publish_at, post.timezone, post.post_type = edit.publish_at, edit.timezone, edit.post_type
+            if edit.reset_approval:
+                post.status, post.review_state = "pending_approval", "pending"
+                post.reviewed_by = post.reviewed_at = post.review_note = None
+            post.updated_at = datetime.now(timezone.utc)
+            s.add(post)
             s.commit()
             return post.status
 

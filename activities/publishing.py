@@ -122,6 +122,7 @@ class PublishActivities:
             title=post.name,
             media=[MediaFile(**i["local"], alt_text=i.get("altText")) for i in items],
             settings=post.settings,
+            reply_to=inp.reply_to,
         )
         adapter = self._adapter(post.provider)
         try:
@@ -134,6 +135,7 @@ class PublishActivities:
             raise to_application_error(exc) from None
         return PublishOutput(
             provider_post_id=result.provider_post_id, provider_url=result.provider_url,
+            provider_thread_id=result.provider_thread_id,
             http_status=result.http_status, sent_at=sent_at,
         )
 
@@ -151,6 +153,7 @@ class PublishActivities:
             state=res.state,
             provider_post_id=res.result.provider_post_id if res.result else None,
             provider_url=res.result.provider_url if res.result else None,
+            provider_thread_id=res.result.provider_thread_id if res.result else None,
             detail=res.detail,
         )
 

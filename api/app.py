@@ -12,7 +12,7 @@ import httpx
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.routes import connections, health, keys, posts, runs, schedules, workspace
+from api.routes import campaigns, connections, dashboard, health, keys, posts, runs, schedules, workspace
 from herald.settings import Settings, get_settings
 from providers.base import GatedAsyncClient
 from store import keys as key_store
@@ -50,6 +50,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (health, keys, workspace, connections, schedules, runs, posts):
+    for module in (health, keys, workspace, connections, schedules, campaigns, runs, posts, dashboard):
         app.include_router(module.router)
     return app

@@ -50,6 +50,8 @@ def run_json(r: Run, settings: Settings) -> dict[str, Any]:
     return {
         "id": r.id, "status": r.status, "mode": r.mode, "source": r.source, "sourceModel": r.source_model,
         "timezone": r.timezone, "idempotencyKey": r.idempotency_key, "totalPosts": r.total_posts,
+        "requireApproval": bool(r.options.get("requireApproval")), "approval": r.options.get("approval"),
+        "publishedAt": ts(r.published_at),
         "createdAt": ts(r.created_at), "updatedAt": ts(r.updated_at),
         "temporalUrl": _ui(settings, run_workflow_id(r.id)),
     }
@@ -75,6 +77,11 @@ def post_json(p: Post, settings: Settings) -> dict[str, Any]:
         "settings": p.settings, "providerPostId": p.provider_post_id, "providerUrl": p.provider_url,
         "errorCode": p.error_code, "error": p.error, "attempts": p.attempts,
         "publishedAt": ts(p.published_at), "createdAt": ts(p.created_at), "updatedAt": ts(p.updated_at),
+        "postType": p.post_type, "campaignId": p.campaign_id, "stepId": p.step_id,
+        "interactionType": p.interaction_type, "parentPostId": p.parent_post_id,
+        "requiresApproval": p.requires_approval,
+        "review": ({"state": p.review_state, "by": p.reviewed_by, "at": ts(p.reviewed_at), "note": p.review_note}
+                   if p.requires_approval else None),
         "temporalUrl": _ui(settings, post_workflow_id(p.id)),
     }
 

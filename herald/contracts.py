@@ -12,7 +12,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel, Field
 
 PostStatus = Literal[
-    "draft", "scheduled", "publishing", "published", "retry_pending", "failed", "canceled"
+    "draft", "pending_approval", "scheduled", "publishing", "published", "retry_pending", "failed", "canceled"
 ]
 TERMINAL_POST_STATUSES = ("published", "failed", "canceled")
 RunStatus = Literal["draft", "created", "processing", "completed", "partial_failed"]
@@ -34,6 +34,15 @@ class PostWorkflowInput(BaseModel):
     has_media: bool = False
     # Set by POST /v1/posts/{id}/retry: publish now, the operator asked for it.
     is_retry: bool = False
+    # Campaign replies/comments: the parent's post id (its RunWorkflow signals `parent_finished`
+    # with the parent's outcome), or, on a retry, the parent's provider id already known.
+    parent_post_id: Optional[str] = None
+    reply_to: Optional[str] = None
+    # Approval: the post waits in pending_approval until a reviewer approves it. After its time
+    # it publishes at once, unless approval_expires_after_seconds is set: then it fails with
+    # approval_expired that long after publish_at.
+    requires_approval: bool = False
+    approval_expires_after_seconds: Optional[float] = None
 
 
 class PostOutcome(BaseModel):
@@ -41,18 +50,57 @@ class PostOutcome(BaseModel):
     status: PostStatus
     provider_post_id: Optional[str] = None
     provider_url: Optional[str] = None
+    # Where replies to this post go when that is not the post itself (a Discord thread).
+    provider_thread_id: Optional[str] = None
     error_code: Optional[str] = None
     error: Optional[str] = None
     attempts: int = 0
 
 
 class PostState(BaseModel):
-    """What the `state` query returns."""
+    """What the `state` query (and the edit/approve updates) return."""
 
     post_id: str
     phase: str
     publish_at: datetime
     attempts: int
+    approval: Optional[str] = None  # pending | approved | rejected; None when not required
+
+
+class ReviewRequest(BaseModel):
+    """approve / reject updates: who decided (the API key's label or id, or a named reviewer)."""
+
+    reviewer: str
+    note: Optional[str] = None
+
+
+class ReviewRecord(BaseModel):
+    state: Literal["pending", "approved", "rejected"]
+    by: Optional[str] = None
+    at: Optional[datetime] = None
+    note: Optional[str] = None
+
+
+class PostEdit(BaseModel):
+    """The `edit` update: the post's complete new content, merged and validated by the API.
+    The workflow writes it to the store itself, so an edit and the publish can never interleave."""
+
+    post_id: str
+    description: Optional[str] = None
+    name: Optional[str] = None
+    media: list[dict] = Field(default_factory=list)
+    settings: dict = Field(default_factory=dict)
+    account_id: str
+    account_handle: str
+    provider: str
+    publish_at: datetime
+    timezone: str = "UTC"
+    post_type: Optional[str] = None
+    # Media or account changed: preparation runs again before publishing.
+    reprepare: bool = False
+    # Text, media, settings or account changed: an approved post needs approval again.
+    content_changed: bool = False
+    reset_approval: bool = False  # set by the workflow, read by the apply_post_edit activity
 
 
 class CancelRequest(BaseModel):
@@ -96,7 +144,7 @@ class AttemptRecord(BaseModel):
 
 
 class PostStateRecord(BaseModel):
-    """One projection write: a post's new status, and optionally an attempt and result."""
+    """One projection write: a post's new status, and optionally an attempt, result or review."""
 
     post_id: str
     status: PostStatus
@@ -106,8 +154,10 @@ class PostStateRecord(BaseModel):
     provider_url: Optional[str] = None
     error_code: Optional[str] = None
     error: Optional[str] = None
+    provider_thread_id: Optional[str] = None
     publish_at: Optional[datetime] = None
     mark_account_needs_reauth: bool = False
+    review: Optional[ReviewRecord] = None
 
 
 class RunStateRecord(BaseModel):
@@ -131,11 +181,14 @@ class PublishInput(BaseModel):
     # The workflow starts the activity `lead` seconds early; an activity whose own clock says it
     # must wait longer than this is on a skewed (or time-skipping test) clock and waits this long.
     max_hold_seconds: float = 60.0
+    # Provider id of the post this one replies to (campaign replies and comments).
+    reply_to: Optional[str] = None
 
 
 class PublishOutput(BaseModel):
     provider_post_id: str
     provider_url: Optional[str] = None
+    provider_thread_id: Optional[str] = None
     http_status: Optional[int] = None
     sent_at: datetime
 
@@ -148,4 +201,5 @@ class ReconcileOutput(BaseModel):
     state: Literal["found", "absent", "unknowable"]
     provider_post_id: Optional[str] = None
     provider_url: Optional[str] = None
+    provider_thread_id: Optional[str] = None
     detail: str = ""

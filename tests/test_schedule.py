@@ -75,8 +75,11 @@ def test_minimal_schedule_and_its_defaults() -> None:
             media=[],
             settings={},
             idempotency_key=None,
+            path="posts[0]",
+            post_type="message",  # discord's default type
         )
     ]
+    assert schedule.campaigns == [] and schedule.require_approval is False
     assert schedule.posts[0].publish_at.tzinfo is UTC  # type: ignore[union-attr]
 
 
@@ -411,22 +414,25 @@ def test_unknown_mode(mode: Any, expected: str) -> None:
     assert problems == [expected]
 
 
-def test_campaigns_are_not_supported_yet_but_are_recognized() -> None:
-    campaign = {"name": "Launch", "targets": [{"account": "discord:1", "steps": [{"text": "hi"}]}]}
-    schedule, problems = parse({"campaigns": [campaign]})
-    assert problems == [
-        "campaigns: campaign schedules are not supported yet; send a flat posts[] list"
-    ]
-    assert schedule is not None
+def test_campaigns_are_recognized() -> None:
+    # The campaign model itself is tested in tests/test_campaigns.py.
+    target = {
+        "account": "discord:1",
+        "publish_at": "2026-06-01T18:00:00Z",
+        "steps": [{"text": "hi"}],
+    }
+    schedule = parse_ok({"campaigns": [{"name": "Launch", "targets": [target]}]})
     assert schedule.source_model == "campaigns_v2"
-    assert schedule.posts == []
+    assert [(p.path, p.description) for p in schedule.posts] == [
+        ("campaigns[0].targets[0].steps[0]", "hi")
+    ]
 
 
 def test_posts_and_campaigns_together() -> None:
     schedule, problems = parse({"posts": [post()], "campaigns": [{"name": "x", "targets": []}]})
     assert problems == [
         "campaigns: send either posts[] or campaigns[], not both",
-        "campaigns: campaign schedules are not supported yet; send a flat posts[] list",
+        "campaigns[0].targets: must contain at least one target",
     ]
     assert schedule is not None and schedule.source_model == "campaigns_v2"
 

@@ -180,10 +180,10 @@ async def test_disconnected_account_fails_clearly(harness: Harness) -> None:
     assert harness.deliveries() == []
 
 
-async def test_update_validator_refuses_a_naive_time(harness: Harness) -> None:
-    account = await harness.connect("discord")
-    _, (inp,) = harness.make_run(account, ["x"], await harness.soon(3600))
-    handle = await harness.start_post(inp)
+async def test_update_validator_refuses_a_naive_time(live: Harness) -> None:
+    account = await live.connect("discord")
+    _, (inp,) = live.make_run(account, ["x"], await live.soon(3600))
+    handle = await live.start_post(inp)
     with pytest.raises(WorkflowUpdateFailedError):
-        await handle.execute_update(PostWorkflow.reschedule, RescheduleRequest(publish_at=(await harness.soon(7200)).replace(tzinfo=None)))
+        await handle.execute_update(PostWorkflow.reschedule, RescheduleRequest(publish_at=(await live.soon(7200)).replace(tzinfo=None)))
     await handle.execute_update(PostWorkflow.cancel, CancelRequest())

@@ -42,6 +42,7 @@ class Harness:
         upgrade(self.settings.db_url)
         self.db = Database(self.settings.db_url)
         self.cipher = CredentialCipher(self.settings.secret_key)
+        self.started: list[WorkflowHandle] = []
         with self.db.session() as s:
             self.workspace = key_store.ensure_workspace(s, "acme")
             s.commit()
@@ -55,6 +56,13 @@ class Harness:
         return self
 
     async def __aexit__(self, *exc) -> None:  # noqa: ANN002
+        # A workflow left running would hold the shared time-skipping server's clock: its next
+        # workflow task waits on this test's task queue, which nobody polls any more.
+        for handle in self.started:
+            try:
+                await handle.terminate("test finished")
+            except Exception:  # noqa: BLE001 - already closed
+                pass
         for worker in reversed(self.workers):
             await worker.__aexit__(*exc)
         await self.http.aclose()
@@ -103,21 +111,35 @@ class Harness:
             return run, inputs
 
     async def start_post(self, inp: PostWorkflowInput) -> WorkflowHandle:
-        return await self.client.start_workflow(
+        handle = await self.client.start_workflow(
             PostWorkflow.run, inp, id=t.post_workflow_id(inp.post_id), task_queue=self.settings.task_queue,
             search_attributes=t.post_search_attributes(inp),
         )
+        self.started.append(handle)
+        return handle
 
     async def start_run(self, run: Run, inputs: list[PostWorkflowInput]) -> WorkflowHandle:
-        return await self.client.start_workflow(
+        handle = await self.client.start_workflow(
             RunWorkflow.run, RunWorkflowInput(run_id=run.id, workspace_id=run.workspace_id, posts=inputs),
             id=t.run_workflow_id(run.id), task_queue=self.settings.task_queue,
             search_attributes=t.run_search_attributes(run.workspace_id, run.id),
         )
+        self.started += [handle] + [self.client.get_workflow_handle(t.post_workflow_id(i.post_id)) for i in inputs]
+        return handle
 
     def post(self, post_id: str) -> Post:
         with self.db.session() as s:
             return s.get(Post, post_id)
+
+    async def store_status(self, post_id: str, expected: str, timeout: float = 10.0) -> str:
+        """The post's stored status once it equals `expected` (projection writes are asynchronous)."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (status := self.post(post_id).status) != expected and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        return status
 
     def attempts(self, post_id: str) -> list[PostAttempt]:
         from sqlmodel import select

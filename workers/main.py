@@ -78,6 +78,7 @@ def build_workers(
                 activities=[
                     projection.record_post_state,
                     projection.record_run_state,
+                    projection.apply_post_edit,
                     publishing.prepare_media,
                     publishing.reconcile,
                 ],

@@ -37,9 +37,12 @@ with workflow.unsafe.imports_passed_through():
         PublishOutput,
         ReconcileInput,
         ReconcileOutput,
+        PostEdit,
         RescheduleRequest,
+        ReviewRecord,
+        ReviewRequest,
     )
-    from herald.temporal import SA_STATUS
+    from herald.temporal import SA_ACCOUNT, SA_PROVIDER, SA_STATUS
 
 # Projection writes: short, idempotent DB writes, retried freely. Regular activities, not local
 # ones: a local activity holds its workflow task open, and in a 1,000-post burst the queued writes
@@ -62,19 +65,36 @@ PUBLISH_HEARTBEAT = timedelta(seconds=30)
 BACKOFF_INITIAL = 2.0
 BACKOFF_MAX = 300.0
 
-# Phases in which the post may still be edited or canceled.
-EDITABLE_PHASES = ("scheduled", "preparing")
+# Phases in which the post may still be edited, approved, rejected or canceled. Once the phase
+# is `publishing` every such request is refused: the publish call may already be on the wire.
+EDITABLE_PHASES = ("scheduled", "pending_approval", "preparing", "waiting_for_parent")
+
+
+def _not_editable(phase: str, action: str) -> ApplicationError:
+    return ApplicationError(f"post is {phase}; it can no longer be {action}", type="PostNotEditable")
 
 
 @workflow.defn(name="PostWorkflow")
 class PostWorkflow:
-    def __init__(self) -> None:
-        self.phase = "scheduled"
-        self.publish_at: Optional[datetime] = None
+    # workflow.init: an update can arrive in the very first workflow task, before `run` starts
+    # (an edit right after apply); its handler and validator must already see the input.
+    @workflow.init
+    def __init__(self, inp: PostWorkflowInput) -> None:
+        self.inp: Optional[PostWorkflowInput] = inp
+        self.publish_at: Optional[datetime] = inp.publish_at
         self.cancel_requested = False
         self.attempts = 0
         self.outcome: Optional[PostOutcome] = None
-        self.inp: Optional[PostWorkflowInput] = None
+        self.has_media = self.needs_prepare = inp.has_media
+        # None when no approval is required; else pending -> approved | rejected.
+        self.approval: Optional[str] = "pending" if inp.requires_approval else None
+        self.phase = "pending_approval" if inp.requires_approval else "scheduled"
+        self.rejection: Optional[ReviewRecord] = None
+        self.parent_outcome: Optional[PostOutcome] = None
+        self.reply_to: Optional[str] = inp.reply_to
+        # Update handlers that are writing to the store: publishing waits until they are done,
+        # so a late projection write can never land after (and overwrite) `publishing`.
+        self.pending_writes = 0
 
     # --- messages -----------------------------------------------------------------------------
 
@@ -82,8 +102,13 @@ class PostWorkflow:
     def state(self) -> PostState:
         assert self.inp is not None and self.publish_at is not None
         return PostState(
-            post_id=self.inp.post_id, phase=self.phase, publish_at=self.publish_at, attempts=self.attempts
+            post_id=self.inp.post_id, phase=self.phase, publish_at=self.publish_at, attempts=self.attempts,
+            approval=self.approval,
         )
+
+    def _check_editable(self, action: str) -> None:
+        if self.outcome is not None or self.cancel_requested or self.phase not in EDITABLE_PHASES:
+            raise _not_editable("canceled" if self.cancel_requested and self.outcome is None else self.phase, action)
 
     @workflow.update
     async def cancel(self, request: CancelRequest) -> PostOutcome:
@@ -95,51 +120,128 @@ class PostWorkflow:
     @cancel.validator
     def _validate_cancel(self, request: CancelRequest) -> None:
         if self.phase not in EDITABLE_PHASES:
-            raise ApplicationError(
-                f"post is {self.phase}; it can no longer be canceled", type="PostNotEditable"
-            )
+            raise _not_editable(self.phase, "canceled")
 
     @workflow.update
     async def reschedule(self, request: RescheduleRequest) -> PostState:
         assert self.inp is not None
         self.publish_at = request.publish_at
-        await record(PostStateRecord(post_id=self.inp.post_id, status="scheduled", publish_at=request.publish_at))
+        await self._write(PostStateRecord(post_id=self.inp.post_id, status=self._waiting_status(),
+                                          publish_at=request.publish_at))
         return self.state()
 
     @reschedule.validator
     def _validate_reschedule(self, request: RescheduleRequest) -> None:
-        if self.phase not in EDITABLE_PHASES:
-            raise ApplicationError(
-                f"post is {self.phase}; it can no longer be moved", type="PostNotEditable"
-            )
+        self._check_editable("moved")
         if request.publish_at.tzinfo is None:
             raise ApplicationError("publish_at must carry a time zone", type="InvalidRequest")
+
+    @workflow.update
+    async def edit(self, request: PostEdit) -> PostState:
+        """New content (validated by the API): written to the store by this workflow, so it is
+        either fully in place before publishing starts or refused."""
+        assert self.inp is not None
+        # Changed content needs a fresh approval: the reviewer approved what they saw.
+        reset = self.approval == "approved" and request.content_changed
+        request = request.model_copy(update={"reset_approval": reset})
+        self.pending_writes += 1
+        try:
+            stored = await workflow.execute_activity("apply_post_edit", request, result_type=str, **PROJECTION)
+            if stored not in ("scheduled", "pending_approval"):
+                raise ApplicationError(f"post is {stored}; it can no longer be edited", type="PostNotEditable")
+            if reset:
+                self.approval = "pending"
+                self.phase = "pending_approval" if self.phase == "scheduled" else self.phase
+            self.publish_at = request.publish_at
+            if request.reprepare:
+                self.has_media = bool(request.media)
+                self.needs_prepare = self.has_media
+            if request.account_handle != self.inp.account_handle or request.provider != self.inp.provider:
+                self.inp.account_handle = request.account_handle
+                self.inp.provider = request.provider
+                workflow.upsert_search_attributes([SA_PROVIDER.value_set(request.provider),
+                                                   SA_ACCOUNT.value_set(request.account_handle)])
+        finally:
+            self.pending_writes -= 1
+        return self.state()
+
+    @edit.validator
+    def _validate_edit(self, request: PostEdit) -> None:
+        self._check_editable("edited")
+        if request.publish_at.tzinfo is None:
+            raise ApplicationError("publish_at must carry a time zone", type="InvalidRequest")
+
+    @workflow.update
+    async def approve(self, request: ReviewRequest) -> PostState:
+        assert self.inp is not None
+        if self.approval == "approved":
+            return self.state()  # approving twice is harmless
+        self.approval = "approved"
+        if self.phase == "pending_approval":
+            self.phase = "scheduled"
+        review = ReviewRecord(state="approved", by=request.reviewer, at=workflow.now(), note=request.note)
+        await self._write(PostStateRecord(post_id=self.inp.post_id, status="scheduled", review=review))
+        return self.state()
+
+    @approve.validator
+    def _validate_approve(self, request: ReviewRequest) -> None:
+        self._check_editable("approved")
+        if self.approval is None:
+            raise ApplicationError("post does not require approval", type="ApprovalNotRequired")
+
+    @workflow.update
+    async def reject(self, request: ReviewRequest) -> PostOutcome:
+        self.rejection = ReviewRecord(state="rejected", by=request.reviewer, at=workflow.now(), note=request.note)
+        self.approval = "rejected"
+        await workflow.wait_condition(lambda: self.outcome is not None)
+        assert self.outcome is not None
+        return self.outcome
+
+    @reject.validator
+    def _validate_reject(self, request: ReviewRequest) -> None:
+        self._check_editable("rejected")
+        if self.approval is None:
+            raise ApplicationError("post does not require approval", type="ApprovalNotRequired")
+
+    @workflow.signal
+    def parent_finished(self, outcome: PostOutcome) -> None:
+        """From the RunWorkflow: the post this one replies to has finished."""
+        self.parent_outcome = outcome
+        if outcome.status == "published":
+            self.reply_to = outcome.provider_thread_id or outcome.provider_post_id
 
     # --- the run ------------------------------------------------------------------------------
 
     @workflow.run
     async def run(self, inp: PostWorkflowInput) -> PostOutcome:
-        self.inp = inp
-        self.publish_at = inp.publish_at
-        stored = await record(PostStateRecord(post_id=inp.post_id, status="scheduled", job_id=inp.job_id))
+        if self.approval == "pending":
+            workflow.upsert_search_attributes([SA_STATUS.value_set("pending_approval")])
+        stored = await record(PostStateRecord(post_id=inp.post_id, status=self._waiting_status(), job_id=inp.job_id))
         if stored == "canceled":  # canceled through the API before this workflow existed
             self.cancel_requested = True
 
-        if inp.has_media and not self.cancel_requested:
-            self.phase = "preparing"
-            failed = await self._prepare_media()
-            if failed is not None:
-                return failed
-            self.phase = "scheduled"
-
-        if await self._wait_until_publish_window():
-            return await self._finish(PostOutcome(post_id=inp.post_id, status="canceled"))
+        while True:
+            if self.needs_prepare and not self.cancel_requested:
+                self.needs_prepare = False
+                waiting_phase, self.phase = self.phase, "preparing"
+                failed = await self._prepare_media()
+                if failed is not None:
+                    return failed
+                self.phase = waiting_phase if self.phase == "preparing" else self.phase
+            finished = await self._wait_until_due()
+            if finished is not None:
+                return finished
+            if not self.needs_prepare:
+                break
 
         # The publish activity itself writes `publishing` to the store, in the same database
         # round trip as its load: at a burst's wake-up every saved round trip counts.
         self.phase = "publishing"
         workflow.upsert_search_attributes([SA_STATUS.value_set("publishing")])
         return await self._publish_until_done()
+
+    def _waiting_status(self) -> str:
+        return "pending_approval" if self.approval == "pending" else "scheduled"
 
     async def _prepare_media(self) -> Optional[PostOutcome]:
         assert self.inp is not None
@@ -158,24 +260,55 @@ class PostWorkflow:
             )
         return None
 
-    async def _wait_until_publish_window(self) -> bool:
-        """Sleep until publish_at - lead; moves with `reschedule`. True when canceled."""
+    async def _wait_until_due(self) -> Optional[PostOutcome]:
+        """Wait until the post may publish: approved (or not needing approval), publish_at - lead
+        reached, the parent published, no store write in flight. Moves with edits. Returns a final
+        outcome (canceled, rejected, approval expired, parent not published), or None when due
+        (or when an edit asks for media preparation again: `needs_prepare`)."""
         assert self.inp is not None
-        while not self.cancel_requested:
+        inp = self.inp
+        while True:
             assert self.publish_at is not None
-            wake_at = self.publish_at - timedelta(seconds=self.inp.lead_seconds)
-            delay = (wake_at - workflow.now()).total_seconds()
-            if delay <= 0:
-                break
-            seen = self.publish_at
+            if self.cancel_requested:
+                return await self._finish(PostOutcome(post_id=inp.post_id, status="canceled"))
+            if self.rejection is not None:
+                r = self.rejection
+                return await self._finish(PostOutcome(
+                    post_id=inp.post_id, status="canceled", error_code="approval_rejected",
+                    error=f"rejected by {r.by}" + (f": {r.note}" if r.note else "")), review=r)
+            if self.needs_prepare:
+                return None
+            now = workflow.now()
+            seen = (self.publish_at, self.approval, self.parent_outcome is None, self.pending_writes)
+            changed = lambda: (self.cancel_requested or self.rejection is not None or self.needs_prepare  # noqa: E731
+                               or (self.publish_at, self.approval, self.parent_outcome is None,
+                                   self.pending_writes) != seen)
+            timeout: Optional[float] = None
+            if self.approval == "pending":
+                if inp.approval_expires_after_seconds is not None:
+                    expires = self.publish_at + timedelta(seconds=inp.approval_expires_after_seconds)
+                    if now >= expires:
+                        return await self._finish(PostOutcome(
+                            post_id=inp.post_id, status="failed", error_code="approval_expired",
+                            error=f"not approved within {inp.approval_expires_after_seconds:.0f} s "
+                                  "after its publish time"))
+                    timeout = (expires - now).total_seconds()
+            elif (wake_at := self.publish_at - timedelta(seconds=inp.lead_seconds)) > now:
+                timeout = (wake_at - now).total_seconds()
+            elif inp.parent_post_id and self.reply_to is None:
+                parent = self.parent_outcome
+                if parent is not None:
+                    return await self._finish(PostOutcome(
+                        post_id=inp.post_id, status="failed", error_code="parent_not_published",
+                        error=f"not published: the post it replies to ({inp.parent_post_id}) was {parent.status}"
+                              + (f" ({parent.error_code})" if parent.error_code else "")))
+                self.phase = "waiting_for_parent"
+            elif self.pending_writes == 0:
+                return None
             try:
-                await workflow.wait_condition(
-                    lambda: self.cancel_requested or self.publish_at != seen,
-                    timeout=timedelta(seconds=delay),
-                )
+                await workflow.wait_condition(changed, timeout=timedelta(seconds=timeout) if timeout else None)
             except asyncio.TimeoutError:
-                break
-        return self.cancel_requested
+                pass
 
     async def _publish_until_done(self) -> PostOutcome:
         assert self.inp is not None and self.publish_at is not None
@@ -189,14 +322,15 @@ class PostWorkflow:
                 out: PublishOutput = await workflow.execute_activity(
                     "publish",
                     PublishInput(post_id=inp.post_id, publish_at=self.publish_at, attempt_no=self.attempts,
-                                 max_hold_seconds=inp.lead_seconds + 2.0),
+                                 max_hold_seconds=inp.lead_seconds + 2.0, reply_to=self.reply_to),
                     result_type=PublishOutput,
                     task_queue=inp.publish_task_queue,
                     start_to_close_timeout=timedelta(seconds=max(60.0, inp.lead_seconds * 2 + 120)),
                     heartbeat_timeout=PUBLISH_HEARTBEAT,
                     retry_policy=PUBLISH_RETRY,
                 )
-                return await self._published(out.provider_post_id, out.provider_url, out.http_status, started, "published")
+                return await self._published(out.provider_post_id, out.provider_url, out.http_status, started, "published",
+                                             out.provider_thread_id)
             except ActivityError as err:
                 decision = await self._classify(err, started)
             if isinstance(decision, PostOutcome):
@@ -267,7 +401,8 @@ class PostWorkflow:
         )
         if res.state == "found":
             assert res.provider_post_id is not None
-            outcome = await self._published(res.provider_post_id, res.provider_url, http_status, started, "reconciled")
+            outcome = await self._published(res.provider_post_id, res.provider_url, http_status, started, "reconciled",
+                                            res.provider_thread_id)
             return outcome
         if res.state == "absent":
             await self._attempt(started, "unknown", http_status, "outcome_unknown",
@@ -284,14 +419,14 @@ class PostWorkflow:
     # --- projection helpers -------------------------------------------------------------------
 
     async def _published(self, provider_post_id: str, provider_url: Optional[str], http_status: Optional[int],
-                         started: datetime, outcome: str) -> PostOutcome:
+                         started: datetime, outcome: str, thread_id: Optional[str] = None) -> PostOutcome:
         assert self.inp is not None
         attempt = AttemptRecord(
             attempt_no=self.attempts, started_at=started, finished_at=workflow.now(), outcome=outcome,
             http_status=http_status, provider_post_id=provider_post_id,
         )
         result = PostOutcome(post_id=self.inp.post_id, status="published", provider_post_id=provider_post_id,
-                             provider_url=provider_url, attempts=self.attempts)
+                             provider_url=provider_url, provider_thread_id=thread_id, attempts=self.attempts)
         return await self._finish(result, attempt)
 
     async def _attempt(self, started: datetime, outcome: str, http_status: Optional[int] = None,
@@ -310,7 +445,16 @@ class PostWorkflow:
         workflow.upsert_search_attributes([SA_STATUS.value_set(status)])
         await record(PostStateRecord(post_id=self.inp.post_id, status=status, job_id=self.inp.job_id))  # type: ignore[arg-type]
 
-    async def _finish(self, outcome: PostOutcome, attempt: Optional[AttemptRecord] = None) -> PostOutcome:
+    async def _write(self, rec: PostStateRecord) -> None:
+        """A projection write from an update handler; publishing waits for it (see pending_writes)."""
+        self.pending_writes += 1
+        try:
+            await record(rec)
+        finally:
+            self.pending_writes -= 1
+
+    async def _finish(self, outcome: PostOutcome, attempt: Optional[AttemptRecord] = None,
+                      review: Optional[ReviewRecord] = None) -> PostOutcome:
         assert self.inp is not None
         outcome.attempts = self.attempts
         self.phase = outcome.status
@@ -318,8 +462,9 @@ class PostWorkflow:
         await record(PostStateRecord(
             post_id=outcome.post_id, status=outcome.status, job_id=self.inp.job_id, attempt=attempt,
             provider_post_id=outcome.provider_post_id, provider_url=outcome.provider_url,
+            provider_thread_id=outcome.provider_thread_id,
             error_code=outcome.error_code, error=outcome.error,
-            mark_account_needs_reauth=outcome.error_code == "account_reauth_required",
+            mark_account_needs_reauth=outcome.error_code == "account_reauth_required", review=review,
         ))
         self.outcome = outcome
         return outcome

@@ -2,31 +2,32 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Optional
 
 from fastapi import APIRouter, Body, Query, Request
 from sqlalchemy import func
 from sqlmodel import select
-from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.client import WorkflowFailureError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
 
+from api import post_edit
 from api.deps import CallerDep, SessionDep, SettingsDep, TemporalDep, get_temporal
 from api.errors import ApiError, not_found
+from api.post_workflow import WorkflowMissing, update_post_workflow
 from api.serializers import attempt_json, post_json
 from herald import temporal as t
-from herald.contracts import CancelRequest, PostWorkflowInput, ReconcileOutput, ReconcileWorkflowInput
+from herald.contracts import CancelRequest, ReconcileOutput, ReconcileWorkflowInput, ReviewRequest
 from herald.ids import new_id
 from herald.timeparse import parse_iso_datetime
-from store.models import Job, Post, PostAttempt
+from api import scheduling
+from store.models import Job, Post, PostAttempt, Run
 
 router = APIRouter(prefix="/v1/posts", tags=["posts"])
 
 MAX_PAGE = 500
-CANCEL_FIND_SECONDS = 10.0
 
 
 def _time_filter(name: str, value: Optional[str]) -> Optional[datetime]:
@@ -64,7 +65,7 @@ def list_posts(
     if provider:
         q = q.where(Post.provider == provider)
     if campaignId or campaign_id:
-        q = q.where(func.false())  # campaign runs do not exist yet; a filter on one matches nothing
+        q = q.where(Post.campaign_id == (campaignId or campaign_id))
     lower = _time_filter("from", from_ or publishFrom or publish_from)
     upper = _time_filter("to", to or publishTo or publish_to)
     if lower:
@@ -117,8 +118,8 @@ async def cancel_post(post_id: str, request: Request, caller: CallerDep, session
         session.add(post)
         session.commit()
         return {"ok": True, "post": post_json(post, settings)}
-    if post.status in ("published", "failed"):
-        raise ApiError(409, "post_not_cancelable", f"post is already {post.status}")
+    if post.status not in WAITING_STATUSES:
+        raise ApiError(409, "post_not_cancelable", f"post is {post.status}; it can no longer be canceled")
     # Only a scheduled post has a workflow; drafts and finished posts never need Temporal.
     await _cancel_workflow(await get_temporal(request), session, post)
     session.refresh(post)
@@ -127,34 +128,107 @@ async def cancel_post(post_id: str, request: Request, caller: CallerDep, session
     return {"ok": True, "post": post_json(post, settings)}
 
 
-async def _cancel_workflow(temporal, session, post: Post) -> None:  # noqa: ANN001
-    """Cancel through the post's workflow (its update validator decides). Right after apply the
-    child workflow may not exist yet, so a missing workflow is retried briefly; if it still does
-    not exist, the projection is marked canceled and the workflow, should it start later, sees
-    that before doing anything (prepare_media reads the status)."""
-    handle = temporal.get_workflow_handle(t.post_workflow_id(post.id))
-    deadline = asyncio.get_running_loop().time() + CANCEL_FIND_SECONDS
-    while True:
-        try:
-            await handle.execute_update("cancel", CancelRequest(), rpc_timeout=timedelta(seconds=30))
-            return
-        except WorkflowUpdateFailedError as exc:
-            cause = exc.cause
-            message = cause.message if isinstance(cause, ApplicationError) else str(cause)
-            raise ApiError(409, "post_not_cancelable", message) from None
-        except RPCError as exc:
-            if exc.status != RPCStatusCode.NOT_FOUND:
-                raise ApiError(503, "temporal_unavailable", "could not reach the post's workflow; try again") from None
+WAITING_STATUSES = ("scheduled", "pending_approval")
+
+
+def _still_waiting(session, post: Post):  # noqa: ANN001, ANN202
+    def check() -> bool:
         session.refresh(post)
-        if post.status != "scheduled":
-            return  # the workflow finished meanwhile; the caller reads the outcome
-        if asyncio.get_running_loop().time() > deadline:
+        return post.status in WAITING_STATUSES
+    return check
+
+
+async def _cancel_workflow(temporal, session, post: Post) -> None:  # noqa: ANN001
+    """Cancel through the post's workflow (its update validator decides). If the workflow does
+    not exist yet (right after apply) the projection is marked canceled, and the workflow, should
+    it start later, sees that before doing anything (its first store write returns `canceled`)."""
+    try:
+        await update_post_workflow(temporal, post.id, "cancel", CancelRequest(), refused_code="post_not_cancelable",
+                                   still_waiting=_still_waiting(session, post))
+    except WorkflowMissing:
+        session.refresh(post)
+        if post.status in WAITING_STATUSES:
             post.status = "canceled"
             post.updated_at = datetime.now(timezone.utc)
             session.add(post)
             session.commit()
-            return
-        await asyncio.sleep(0.2)
+
+
+def _reviewer(caller, body: Any) -> tuple[str, str | None]:  # noqa: ANN001
+    """Who decides (a named reviewer, else the API key's label, else its id) and the note."""
+    if body is not None and not isinstance(body, dict):
+        raise ApiError(400, "invalid_request", "body must be a JSON object: {\"note\"?, \"reviewer\"?}")
+    body = body or {}
+    unknown = sorted(set(body) - {"note", "reviewer"})
+    if unknown:
+        raise ApiError(400, "invalid_request", f"unknown field(s): {', '.join(unknown)} (allowed: note, reviewer)")
+    for name, limit in (("note", 2000), ("reviewer", 200)):
+        value = body.get(name)
+        if value is not None and (not isinstance(value, str) or len(value) > limit):
+            raise ApiError(400, "invalid_request", f"{name} must be a string of at most {limit} characters")
+    reviewer = body.get("reviewer") or caller.key.label or caller.key.id
+    return f"{reviewer}", body.get("note")
+
+
+async def review_post(request: Request, session, post: Post, decision: str, reviewer: str,  # noqa: ANN001
+                      note: str | None) -> Post:
+    """Approve or reject one post: drafts in the store, scheduled posts through their workflow's
+    update (whose validator refuses a post that is publishing, published or canceled)."""
+    if not post.requires_approval:
+        raise ApiError(409, "approval_not_required", "post does not require approval", {"postId": post.id})
+    if post.status == "draft":
+        now = datetime.now(timezone.utc)
+        post.review_state, post.reviewed_by, post.reviewed_at, post.review_note = (
+            "approved" if decision == "approve" else "rejected", reviewer, now, note)
+        if decision == "reject":
+            post.status, post.error_code = "canceled", "approval_rejected"
+            post.error = f"rejected by {reviewer}" + (f": {note}" if note else "")
+        post.updated_at = now
+        session.add(post)
+        session.commit()
+        return post
+    if post.status not in WAITING_STATUSES:
+        verb = "approved" if decision == "approve" else "rejected"
+        raise ApiError(409, "post_not_reviewable", f"post is {post.status}; it can no longer be {verb}", {"postId": post.id})
+    try:
+        await update_post_workflow(await get_temporal(request), post.id, decision, ReviewRequest(reviewer=reviewer, note=note),
+                                   refused_code="post_not_reviewable", still_waiting=_still_waiting(session, post))
+    except WorkflowMissing:
+        session.refresh(post)
+        raise ApiError(409, "post_not_reviewable", f"post is {post.status}; its workflow is not running", {"postId": post.id}) from None
+    session.refresh(post)
+    return post
+
+
+@router.post("/{post_id}/approve")
+async def approve_post(post_id: str, request: Request, caller: CallerDep, session: SessionDep, settings: SettingsDep,
+                       body: Annotated[Any, Body()] = None) -> dict:
+    """Approve a post waiting for review ({"note"?, "reviewer"?}); it publishes at its time, or at
+    once if that has passed. Approving twice is harmless."""
+    reviewer, note = _reviewer(caller, body)
+    post = await review_post(request, session, load_post(session, caller, post_id), "approve", reviewer, note)
+    return {"ok": True, "post": post_json(post, settings)}
+
+
+@router.post("/{post_id}/reject")
+async def reject_post(post_id: str, request: Request, caller: CallerDep, session: SessionDep, settings: SettingsDep,
+                      body: Annotated[Any, Body()] = None) -> dict:
+    """Reject a post waiting for review: it is canceled with errorCode approval_rejected and the note."""
+    reviewer, note = _reviewer(caller, body)
+    post = await review_post(request, session, load_post(session, caller, post_id), "reject", reviewer, note)
+    return {"ok": True, "post": post_json(post, settings)}
+
+
+@router.patch("/{post_id}")
+async def edit_post(post_id: str, request: Request, caller: CallerDep, session: SessionDep, settings: SettingsDep,
+                    body: Annotated[Any, Body()] = None) -> dict:
+    """Edit a post that has not started publishing: text/description, name/title, assets,
+    media_link, settings, account, publishAt/publish_at, timezone, postType. Re-validated against
+    the provider; a scheduled post's workflow applies the change (a moved time moves its timer).
+    409 once publishing has started."""
+    post = load_post(session, caller, post_id)
+    post = await post_edit.edit(request, session, caller.workspace.id, post, body, settings)
+    return {"ok": True, "post": post_json(post, settings)}
 
 
 @router.post("/{post_id}/retry")
@@ -169,15 +243,22 @@ async def retry_post(post_id: str, caller: CallerDep, session: SessionDep, setti
         raise ApiError(409, "outcome_unknown",
                        "the last attempt may have been published; check the destination, then retry with "
                        '{"force": true} if it is not there', {"postId": post.id})
+    reply_to = None
+    if post.parent_post_id:
+        parent = session.get(Post, post.parent_post_id)
+        if parent is None or parent.status != "published" or not parent.provider_post_id:
+            raise ApiError(409, "parent_not_published",
+                           f"this post replies to {post.parent_post_id}, which is "
+                           f"{parent.status if parent else 'gone'}; publish (or retry) the parent first",
+                           {"postId": post.id, "parentPostId": post.parent_post_id})
+        reply_to = parent.provider_thread_id or parent.provider_post_id
     now = datetime.now(timezone.utc)
     job = Job(id=new_id("job"), workspace_id=post.workspace_id, kind="retry", run_id=post.run_id, post_id=post.id,
               provider=post.provider, account_handle=post.account_handle, workflow_id=t.post_workflow_id(post.id))
-    inp = PostWorkflowInput(
-        post_id=post.id, workspace_id=post.workspace_id, run_id=post.run_id, provider=post.provider,
-        account_handle=post.account_handle, publish_at=now, lead_seconds=settings.publish_lead_seconds,
-        deadline_seconds=settings.publish_deadline_seconds, job_id=job.id, is_retry=True,
-        has_media=bool(post.media), publish_task_queue=settings.publish_task_queue,
-    )
+    run = session.get(Run, post.run_id)
+    # A retry is an operator's explicit "publish now": no second approval, no waiting on the parent.
+    inp = scheduling.post_input(run, post, settings, job.id, publish_at=now, is_retry=True, parent_post_id=None,
+                                reply_to=reply_to, requires_approval=False)
     try:
         await temporal.start_workflow(
             "PostWorkflow", inp, id=t.post_workflow_id(post.id), task_queue=settings.task_queue,

@@ -20,14 +20,10 @@ router = APIRouter(prefix="/v1/posts", tags=["schedules"])
 @router.post("/validate")
 def validate_schedule(caller: CallerDep, session: SessionDep, settings: SettingsDep,
                       body: Annotated[Any, Body()] = None) -> dict:
-    """Validate and normalize a posts[] schedule without creating anything."""
+    """Validate and normalize a posts[] or campaigns[] schedule without creating anything: the
+    answer shows every concrete post (per-network captions, post types and offsets applied)."""
     schedule, accounts = scheduling.validate(session, caller.workspace.id, body, settings)
-    return {
-        "ok": True, "tenantId": caller.workspace.id, "timezone": schedule.timezone, "mode": schedule.mode,
-        "sourceModel": schedule.source_model, "totalCampaigns": 0, "totalPosts": len(schedule.posts),
-        "idempotencyKey": schedule.idempotency_key,
-        "posts": [scheduling.normalized_post_json(p, accounts.get(p.index)) for p in schedule.posts],
-    }
+    return scheduling.validate_response(caller.workspace.id, schedule, accounts)
 
 
 def _run_response(run: Run, posts: list[Post], settings, duplicate: bool) -> dict:  # noqa: ANN001
