@@ -63,7 +63,8 @@ Two input models
     * Text: the step's description, else ``platform_captions[provider]``, else ``caption``.
       Media: the step's, else (post steps only) the campaign's.
     * Time: the step's ``publish_at``, else the target's ``publish_at`` + the step's ``offset``;
-      then + ``type_schedule[post_type]``. ``offset_seconds`` is the post's distance from the
+      then + ``type_schedule[post_type]`` when the type was asked for (the step's ``post_type`` or
+      ``platform_types``; a network's default type takes no type offset). ``offset_seconds`` is the post's distance from the
       target's base time; in draft mode without a base, ``publish_at`` stays None and
       ``offset_seconds`` is the step offset + the type offset (the API places the post later).
     * Types: a post step becomes one post per type (its ``post_type``, else
@@ -915,6 +916,9 @@ class _Step:
     # Filled in by the target: the graph, the expansion and the times.
     parent: _Step | None = None
     types: list[str | None] = field(default_factory=list)
+    # True when the types were asked for (post_type or platform_types), not the network default:
+    # only those take type_schedule offsets (a Telegram thread is not moved by a Discord "message").
+    types_explicit: bool = False
     settings_by_type: dict[str | None, dict[str, Any]] = field(default_factory=dict)
     time_by_type: dict[str | None, tuple[datetime | None, float | None]] = field(
         default_factory=dict
@@ -1345,6 +1349,7 @@ def _parents_first(steps: list[_Step]) -> list[_Step]:
 
 def _expand(step: _Step, campaign: _Campaign, provider: str | None) -> None:
     """The step's post types and the settings of each."""
+    step.types_explicit = True
     if provider is None or provider not in POST_TYPES:
         step.types = [step.post_type]
     elif step.post_type is not None:
@@ -1353,6 +1358,7 @@ def _expand(step: _Step, campaign: _Campaign, provider: str | None) -> None:
         step.types = list(campaign.platform_types[provider])
     else:
         step.types = [POST_TYPES[provider][0]]
+        step.types_explicit = False
     reported = False
     for post_type in step.types:
         settings, problem = dict(step.settings), None
@@ -1380,7 +1386,7 @@ def _times(step: _Step, campaign: _Campaign, base: datetime | None, context: _Co
     """Each type's publish time and offset from the base; past times are problems."""
     past_reported = False
     for post_type in step.types:
-        type_offset = campaign.type_schedule.get(post_type, 0.0) if post_type else 0.0
+        type_offset = campaign.type_schedule.get(post_type, 0.0) if post_type and step.types_explicit else 0.0
         when: datetime | None = None
         if step.publish_at is not None:
             when = step.publish_at + timedelta(seconds=type_offset)

@@ -319,10 +319,10 @@ def test_platform_types_expand_a_step_and_type_schedule_offsets_each_type() -> N
     assert [(p.step_key, p.post_type, p.offset_seconds) for p in posts] == [
         ("0/0/s1#forum", "forum", 0.0),
         ("0/0/s1#message", "message", 3600.0),
-        ("0/0/s2", "message", 3900.0),  # a reply's type offset applies too
+        ("0/0/s2", "message", 300.0),  # the default type (not asked for) takes no type offset
     ]
     assert [p.publish_at for p in posts] == [
-        T0, T0 + timedelta(hours=1), T0 + timedelta(hours=1, minutes=5)
+        T0, T0 + timedelta(hours=1), T0 + timedelta(minutes=5)
     ]
     assert [p.settings for p in posts] == [{"threadName": "Launch"}, {}, {}]
     # Children attach to the first replyable type; keys stay unique per post.
@@ -351,7 +351,7 @@ def test_platform_types_may_be_one_string_and_a_step_post_type_wins() -> None:
 
 
 def test_type_schedule_applies_to_step_publish_at_too() -> None:
-    steps = [{"text": "x", "publish_at": "2026-06-02T00:00:00Z"}]
+    steps = [{"text": "x", "publish_at": "2026-06-02T00:00:00Z", "post_type": "message"}]
     data = body(campaign(target("discord:1", steps, publish_at=None),
                          typeSchedule={"message": "-30m"}))
     (only,) = parse_ok(data).posts
@@ -732,9 +732,9 @@ def test_scheduled_mode_needs_a_base_time_unless_every_step_has_one() -> None:
 
 def test_draft_mode_without_a_base_keeps_offsets() -> None:
     steps = [
-        {"id": "s1", "text": "a"},
-        reply("s2", "s1", offset="+90s"),
-        {"id": "s3", "text": "c", "publish_at": "2026-06-03T00:00:00Z"},
+        {"id": "s1", "text": "a", "post_type": "message"},
+        reply("s2", "s1", offset="+90s", post_type="message"),
+        {"id": "s3", "text": "c", "publish_at": "2026-06-03T00:00:00Z", "post_type": "message"},
     ]
     data = body(campaign(target(steps=steps, publish_at=None), type_schedule={"message": 30}),
                 mode="draft")
@@ -1210,3 +1210,17 @@ def test_normalized_posts_serialize_their_new_fields() -> None:
         "require_approval": None,
     }
     assert NormalizedPost.model_validate(dumped).model_dump() == dumped
+
+
+def test_type_schedule_moves_only_the_types_asked_for() -> None:
+    data = body(campaign(
+        target("discord:1", [{"id": "s1", "name": "Launch", "text": "x"}]),
+        target("telegram:@c", [{"id": "s1", "text": "x"}]),
+        platform_types={"discord": ["forum", "message"]},
+        type_schedule={"message": "+1h"},
+    ))
+    posts = parse_ok(data).posts
+    assert [(p.provider, p.post_type, p.publish_at) for p in posts] == [
+        ("discord", "forum", T0), ("discord", "message", T0 + timedelta(hours=1)),
+        ("telegram", "message", T0),  # Telegram's default type is not moved by Discord's types
+    ]

@@ -3,7 +3,6 @@ dev server, workers, API) and the sandbox. Publish lead is 5 s in this stack."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -14,7 +13,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from herald.contracts import PostOutcome
-from tests.e2e_stack import Stack, assert_error, at, deliveries, wait_post
+from tests.e2e_stack import Stack, _sha, assert_error, at, deliveries, wait_post
 
 pytestmark = pytest.mark.e2e
 
@@ -246,7 +245,7 @@ def test_edit_before_publish_moves_the_post_and_is_refused_after(stack: Stack, a
     assert api.get(f"/v1/posts/{post_id}").json()["post"]["description"] == "final wording"
 
 
-def test_cancel_racing_the_publish_window_has_exactly_one_winner(stack: Stack, api: httpx.Client, telegram: dict) -> None:
+async def test_cancel_racing_the_publish_window_has_exactly_one_winner(stack: Stack, api: httpx.Client, telegram: dict) -> None:
     """Cancels fired around the moment each post enters publishing (publish_at - lead): every post
     ends either canceled with nothing sent, or published exactly once, and the store, the API's
     answer and the workflow's result all say the same."""
@@ -271,7 +270,7 @@ def test_cancel_racing_the_publish_window_has_exactly_one_winner(stack: Stack, a
         th.join()
     finals = {pid: wait_post(api, pid, DONE, timeout=60)["status"] for pid in ids}
     sent = [d["text"] for d in deliveries(stack, "telegram")]
-    results = asyncio.run(_workflow_results(stack, ids))
+    results = await _workflow_results(stack, ids)
     for i, pid in enumerate(ids):
         assert answers[pid] in (200, 409), answers
         expected = "canceled" if answers[pid] == 200 else "published"
@@ -287,3 +286,53 @@ async def _workflow_results(stack: Stack, post_ids: list[str]) -> dict[str, str]
         outcome = await client.get_workflow_handle(f"post-{pid}", result_type=PostOutcome).result()
         out[pid] = outcome.status
     return out
+
+
+def test_editing_media_prepares_it_again(stack: Stack, api: httpx.Client, discord: dict) -> None:
+    src = stack.data_dir.parent / "media-src"
+    run = api.post("/v1/posts/apply", json={"posts": [
+        {"account": discord["handle"], "text": "picture", "publish_at": at(LEAD + 12), "media_link": f"{stack.media}/pic0.png"}]}).json()
+    post_id = run["posts"][0]["id"]
+    time.sleep(1)  # the first picture is being fetched ahead of time
+    r = api.patch(f"/v1/posts/{post_id}", json={"assets": [f"{stack.media}/pic1.png", f"{stack.media}/pic2.png"]})
+    assert r.status_code == 200, r.text
+    assert [a["url"] for a in r.json()["post"]["assets"]] == [f"{stack.media}/pic1.png", f"{stack.media}/pic2.png"]
+    assert wait_post(api, post_id, DONE, timeout=40)["status"] == "published"
+    (delivery,) = deliveries(stack)
+    assert [m["sha256"] for m in delivery["media"]] == [_sha(src / "pic1.png"), _sha(src / "pic2.png")]
+
+
+def test_a_reply_waits_for_its_parent_and_retries_onto_the_retried_parent(stack: Stack, api: httpx.Client,
+                                                                         telegram: dict) -> None:
+    httpx.post(f"{stack.sandbox}/_sandbox/faults", json={"provider": "telegram", "kind": "reject_content", "count": 1}).raise_for_status()
+    body = {"campaigns": [{"name": "thread", "targets": [{"account": telegram["handle"], "publish_at": at(LEAD + 3), "steps": [
+        {"id": "a", "text": "parent"}, {"id": "b", "interaction_type": "reply", "parent_step_id": "a", "text": "child"}]}]}]}
+    parent, child = (p["id"] for p in api.post("/v1/posts/apply", json=body).json()["posts"])
+    assert wait_post(api, parent, DONE, timeout=40)["errorCode"] == "content_rejected"
+    orphan = wait_post(api, child, DONE, timeout=40)
+    assert (orphan["status"], orphan["errorCode"]) == ("failed", "parent_not_published")
+    assert deliveries(stack) == []
+
+    assert_error(api.post(f"/v1/posts/{child}/retry"), 409, "parent_not_published")
+    assert api.post(f"/v1/posts/{parent}/retry").status_code == 200
+    assert wait_post(api, parent, DONE, timeout=40)["status"] == "published"
+    assert api.post(f"/v1/posts/{child}/retry").status_code == 200
+    assert wait_post(api, child, DONE, timeout=40)["status"] == "published"
+    first, second = deliveries(stack, "telegram")
+    assert (first["text"], second["text"]) == ("parent", "child")
+    assert second["replyToMessageId"] == int(first["id"])
+
+
+def test_a_draft_can_be_approved_before_it_is_published(api: httpx.Client, telegram: dict) -> None:
+    draft = api.post("/v1/posts/apply", json={"mode": "draft", "require_approval": True, "posts": [
+        {"account": telegram["handle"], "text": "pre-approved", "publish_at": at(3600)},
+        {"account": telegram["handle"], "text": "still pending", "publish_at": at(3600)}]}).json()
+    approved, pending = (p["id"] for p in draft["posts"])
+    r = api.post(f"/v1/posts/{approved}/approve", json={"reviewer": "carol"})
+    assert r.status_code == 200, r.text
+    assert (r.json()["post"]["status"], r.json()["post"]["review"]["state"]) == ("draft", "approved")
+    published = api.post(f"/v1/runs/{draft['run']['id']}/publish").json()
+    assert {p["id"]: p["status"] for p in published["posts"]} == {approved: "scheduled", pending: "pending_approval"}
+    assert published["summary"] == {"scheduled": 1, "pending_approval": 1}
+    for post_id in (approved, pending):
+        assert api.delete(f"/v1/posts/{post_id}").json()["post"]["status"] == "canceled"
