@@ -11,7 +11,9 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
+from api.body_limit import BodyLimitMiddleware
 from api.errors import install_error_handlers
+from api.rate_limits import RateLimits
 from api.routes import campaigns, connections, dashboard, health, keys, posts, runs, schedules, workspace
 from herald.settings import Settings, get_settings
 from providers.base import GatedAsyncClient
@@ -30,6 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.db = Database(settings.db_url)
         app.state.temporal = None
         app.state.temporal_lock = asyncio.Lock()
+        app.state.rate_limits = RateLimits(settings)
         app.state.http = GatedAsyncClient(timeout=httpx.Timeout(settings.provider_timeout_seconds, connect=10.0),
                                           max_in_flight=settings.provider_max_connections)
         if settings.bootstrap_key:
@@ -50,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     for module in (health, keys, workspace, connections, schedules, campaigns, runs, posts, dashboard):
         app.include_router(module.router)
     return app

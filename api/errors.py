@@ -69,9 +69,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _STATUS_CODES.get(exc.status_code, "http_error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        details = None
         if exc.status_code == 404 and message == "Not Found":
             message = "no such route"
-        return _json(exc.status_code, code, message, None, getattr(exc, "headers", None))
+        return _json(exc.status_code, code, message, details, getattr(exc, "headers", None))
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)

@@ -80,7 +80,29 @@ class Settings(BaseSettings):
     # Lets media URLs resolve to loopback/private addresses. For development and tests only.
     allow_private_networks: bool = False
 
+    # API guards. Rate limits are per API key and route group ("N/second|minute|hour|day");
+    # defaults follow SocialHub's published limits. Counters are shared through Redis when set.
+    max_body_bytes: int = 10 * 1024 * 1024
+    rate_limits_enabled: bool = True
+    rate_limit_auth: str = "10/minute"
+    rate_limit_publishing: str = "60/hour"
+    rate_limit_media: str = "30/hour"
+    rate_limit_reads: str = "100/hour"
+    redis_url: str | None = None
+
     log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _check_rate_limits(self) -> "Settings":
+        from limits import parse
+
+        for name in ("rate_limit_auth", "rate_limit_publishing", "rate_limit_media", "rate_limit_reads"):
+            try:
+                parse(getattr(self, name))
+            except ValueError:
+                raise ValueError(f"HERALD_{name.upper()} must look like 10/minute or 60/hour, "
+                                 f"got {getattr(self, name)!r}") from None
+        return self
 
     @model_validator(mode="after")
     def _check_production(self) -> "Settings":

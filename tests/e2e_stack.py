@@ -47,7 +47,11 @@ def stack(tmp_path_factory) -> Stack:
     media_root.mkdir()
     _write_media(media_root)
     media = _media_server(media_root)
-    extra = {"HERALD_ALLOW_PRIVATE_NETWORKS": "true", "HERALD_PUBLISH_LEAD_SECONDS": "5"}
+    # The tests poll and apply far more than a person would: lift the per-key rate limits
+    # (tests/test_api_guards.py checks them).
+    extra = {"HERALD_ALLOW_PRIVATE_NETWORKS": "true", "HERALD_PUBLISH_LEAD_SECONDS": "5",
+             "HERALD_RATE_LIMIT_READS": "100000/hour", "HERALD_RATE_LIMIT_PUBLISHING": "100000/hour",
+             "HERALD_RATE_LIMIT_AUTH": "10000/minute"}
     try:
         with background_stack(root, extra) as s:
             yield Stack(api=s.api, sandbox=s.sandbox, key=s.key, data_dir=s.data_dir, env=s.env,

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from sqlmodel import select
 
+from api.rate_limits import limited
 from api.deps import CallerDep, SessionDep
 from api.errors import ApiError, not_found
 from api.serializers import key_json
@@ -23,7 +24,7 @@ class KeyCreateRequest(BaseModel):
     kind: Optional[str] = Field(default=None, max_length=40)
 
 
-@router.post("/validate")
+@router.post("/validate", dependencies=[limited("auth")])
 def validate_key(caller: CallerDep) -> dict:
     """Check the bearer key and return its workspace."""
     ws = caller.workspace

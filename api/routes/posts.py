@@ -14,6 +14,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from api import post_edit
+from api.rate_limits import limited
 from api.deps import CallerDep, SessionDep, SettingsDep, TemporalDep, get_temporal
 from api.errors import ApiError, not_found
 from api.post_workflow import WorkflowMissing, update_post_workflow
@@ -42,7 +43,7 @@ def _time_filter(name: str, value: Optional[str]) -> Optional[datetime]:
     return dt
 
 
-@router.get("")
+@router.get("", dependencies=[limited("reads")])
 def list_posts(
     caller: CallerDep, session: SessionDep, settings: SettingsDep,
     runId: Optional[str] = None, run_id: Optional[str] = None,
@@ -89,7 +90,7 @@ def _attempts(session, post_id: str) -> list[PostAttempt]:  # noqa: ANN001
     return list(session.exec(select(PostAttempt).where(PostAttempt.post_id == post_id).order_by(PostAttempt.attempt_no)).all())
 
 
-@router.get("/{post_id}")
+@router.get("/{post_id}", dependencies=[limited("reads")])
 def get_post(post_id: str, caller: CallerDep, session: SessionDep, settings: SettingsDep) -> dict:
     """One post with its attempts."""
     post = load_post(session, caller, post_id)
@@ -98,7 +99,7 @@ def get_post(post_id: str, caller: CallerDep, session: SessionDep, settings: Set
     return {"ok": True, "post": body}
 
 
-@router.get("/{post_id}/attempts")
+@router.get("/{post_id}/attempts", dependencies=[limited("reads")])
 def get_attempts(post_id: str, caller: CallerDep, session: SessionDep, settings: SettingsDep) -> dict:
     """Every publish attempt of one post, oldest first."""
     post = load_post(session, caller, post_id)
@@ -231,7 +232,7 @@ async def edit_post(post_id: str, request: Request, caller: CallerDep, session: 
     return {"ok": True, "post": post_json(post, settings)}
 
 
-@router.post("/{post_id}/retry")
+@router.post("/{post_id}/retry", dependencies=[limited("publishing")])
 async def retry_post(post_id: str, caller: CallerDep, session: SessionDep, settings: SettingsDep,
                      temporal: TemporalDep, body: Annotated[Any, Body()] = None) -> dict:
     """Publish a failed post again, now. An `outcome_unknown` failure needs {"force": true}."""

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Request
 from sqlmodel import select
 
 from api import drafts
+from api.rate_limits import limited
 from api.deps import CallerDep, SessionDep, SettingsDep
 from api.errors import ApiError, not_found
 from api.serializers import post_json, run_json, ts
@@ -31,7 +32,7 @@ def summary(posts: list[Post]) -> dict[str, int]:
     return counts
 
 
-@router.get("/{run_id}")
+@router.get("/{run_id}", dependencies=[limited("reads")])
 def get_run(run_id: str, caller: CallerDep, session: SessionDep, settings: SettingsDep) -> dict:
     """A run with its posts and a summary by status."""
     run, posts = _load(session, caller, run_id)
@@ -39,7 +40,7 @@ def get_run(run_id: str, caller: CallerDep, session: SessionDep, settings: Setti
             "run": run_json(run, settings), "posts": [post_json(p, settings) for p in posts], "summary": summary(posts)}
 
 
-@router.get("/{run_id}/status")
+@router.get("/{run_id}/status", dependencies=[limited("reads")])
 def run_status(run_id: str, caller: CallerDep, session: SessionDep, settings: SettingsDep) -> dict:
     """Run status and counts of its posts by status."""
     run, posts = _load(session, caller, run_id)
@@ -49,7 +50,7 @@ def run_status(run_id: str, caller: CallerDep, session: SessionDep, settings: Se
             "summary": summary(posts)}
 
 
-@router.get("/{run_id}/table")
+@router.get("/{run_id}/table", dependencies=[limited("reads")])
 def run_table(run_id: str, caller: CallerDep, session: SessionDep, settings: SettingsDep) -> dict:
     """A compact table of the run, sorted by publish time."""
     run, posts = _load(session, caller, run_id)
@@ -60,7 +61,7 @@ def run_table(run_id: str, caller: CallerDep, session: SessionDep, settings: Set
     return {"ok": True, "run": run_json(run, settings), "rows": rows}
 
 
-@router.get("/{run_id}/campaign")
+@router.get("/{run_id}/campaign", dependencies=[limited("reads")])
 def run_campaign(run_id: str, caller: CallerDep, session: SessionDep, settings: SettingsDep) -> dict:
     """The campaign graph the run was created from, each step with its posts as stored now."""
     run, posts = _load(session, caller, run_id)
@@ -79,7 +80,7 @@ def run_campaign(run_id: str, caller: CallerDep, session: SessionDep, settings: 
             "run": run_json(run, settings), "campaigns": campaigns, "posts": list(by_id.values()), "summary": summary(posts)}
 
 
-@router.post("/{run_id}/publish")
+@router.post("/{run_id}/publish", dependencies=[limited("publishing")])
 async def publish_run(run_id: str, request: Request, caller: CallerDep, session: SessionDep, settings: SettingsDep,
                       body: Annotated[Any, Body()] = None) -> dict:
     """Turn a draft run into scheduled posts ({"startAt"?}: every time shifts by the same delta so

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse
 
 from api import scheduling
+from api.rate_limits import limited
 from api.deps import CallerDep, SessionDep, SettingsDep, get_temporal
 from api.errors import ApiError
 from api.serializers import post_json, run_json
@@ -33,7 +34,7 @@ def _run_response(run: Run, posts: list[Post], settings, duplicate: bool) -> dic
     }
 
 
-@router.post("/apply", status_code=201)
+@router.post("/apply", status_code=201, dependencies=[limited("publishing")])
 async def apply_schedule(request: Request, caller: CallerDep, session: SessionDep, settings: SettingsDep,
                          body: Annotated[Any, Body()] = None) -> JSONResponse:
     """Create a scheduled (or draft) run; idempotent per idempotencyKey."""

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy import func
 from sqlmodel import select
 
+from api.rate_limits import limited
 from api.deps import CallerDep, SessionDep, SettingsDep
 from api.serializers import job_json
 from store.models import Account, Job, Post
@@ -65,7 +66,7 @@ def workspace_health(caller: CallerDep, session: SessionDep) -> dict:
     return {"ok": True, "health": health}
 
 
-@router.get("/jobs")
+@router.get("/jobs", dependencies=[limited("reads")])
 def list_jobs(
     caller: CallerDep,
     session: SessionDep,
