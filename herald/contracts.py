@@ -203,3 +203,12 @@ class ReconcileOutput(BaseModel):
     provider_url: Optional[str] = None
     provider_thread_id: Optional[str] = None
     detail: str = ""
+
+
+class SweepReport(BaseModel):
+    """One safety-net pass: what it started, and what is overdue although its workflow runs."""
+
+    checked_at: datetime
+    runs_started: list[str] = Field(default_factory=list)
+    posts_started: list[str] = Field(default_factory=list)
+    overdue: list[str] = Field(default_factory=list)

@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     rate_limit_reads: str = "100/hour"
     redis_url: str | None = None
 
+    # The safety-net sweep (a Temporal Schedule): how often, and how late a post must be to count.
+    sweep_interval_seconds: float = 60.0
+    sweep_overdue_seconds: float = 600.0
+
     log_level: str = "INFO"
 
     @model_validator(mode="after")

@@ -14,6 +14,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from herald.contracts import PostOutcome
 from tests.e2e_stack import Stack, _sha, assert_error, at, deliveries, wait_post
+from tests.support import DISCORD_WEBHOOK, TELEGRAM_TOKEN
 
 pytestmark = pytest.mark.e2e
 
@@ -336,3 +337,18 @@ def test_a_draft_can_be_approved_before_it_is_published(api: httpx.Client, teleg
     assert published["summary"] == {"scheduled": 1, "pending_approval": 1}
     for post_id in (approved, pending):
         assert api.delete(f"/v1/posts/{post_id}").json()["post"]["status"] == "canceled"
+
+
+def test_zz_no_secret_in_any_log_line(stack: Stack, api: httpx.Client) -> None:
+    """Runs last in the e2e session: every process's log so far (Temporal, workers, API,
+    sandbox) holds neither a provider credential nor an API key secret."""
+    created = api.post("/v1/keys", json={"label": "log-check"}).json()["key"]["secret"]
+    api.post("/v1/connections/start", json={"provider": "telegram", "botToken": TELEGRAM_TOKEN + "x", "chatId": "@nope"})
+    log = (stack.data_dir.parent / "dev.log").read_text(errors="replace")
+    assert "bot<redacted>/getMe" in log  # the provider calls are logged, with the token taken out
+    webhook_token = DISCORD_WEBHOOK.rsplit("/", 1)[1]
+    for secret in (TELEGRAM_TOKEN, TELEGRAM_TOKEN.split(":")[1], webhook_token, created):
+        assert secret not in log, "a secret reached the log"
+    # The one exception: `herald dev`'s start-up banner shows the development key, by design.
+    lines = [line for line in log.splitlines() if stack.key in line]
+    assert len(lines) == 1 and lines[0].split() == ["Dev", "API", "key", stack.key], lines

@@ -19,11 +19,23 @@ import warnings
 from datetime import timedelta
 
 import httpx
-from temporalio.client import Client
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleUpdate,
+)
+from temporalio.service import RPCError
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
 from activities.projection import ProjectionActivities
 from activities.publishing import PublishActivities
+from activities.sweeper import SweepActivities
 from herald import temporal as t
 from herald.crypto import CredentialCipher
 from herald.settings import Settings
@@ -32,10 +44,11 @@ from store.db import Database
 from workflows.post import PostWorkflow
 from workflows.reconcile import ReconcilePostWorkflow
 from workflows.run import RunWorkflow
+from workflows.sweep import SweepWorkflow
 
 log = logging.getLogger("herald.worker")
 
-WORKFLOWS = [RunWorkflow, PostWorkflow, ReconcilePostWorkflow]
+WORKFLOWS = [RunWorkflow, PostWorkflow, ReconcilePostWorkflow, SweepWorkflow]
 
 
 def provider_http_client(settings: Settings) -> httpx.AsyncClient:
@@ -81,6 +94,7 @@ def build_workers(
                     projection.apply_post_edit,
                     publishing.prepare_media,
                     publishing.reconcile,
+                    SweepActivities(settings, db, client).sweep,
                 ],
                 activity_executor=executor,
                 max_cached_workflows=settings.max_cached_workflows,
@@ -102,6 +116,28 @@ def build_workers(
     return workers
 
 
+SWEEP_SCHEDULE_ID = "herald-sweep"
+
+
+async def ensure_sweep_schedule(client: Client, settings: Settings) -> None:
+    """Create (or bring up to date) the Schedule that runs the safety-net sweep. Overlapping
+    passes are skipped. HERALD_SWEEP_INTERVAL_SECONDS=0 removes it."""
+    handle = client.get_schedule_handle(SWEEP_SCHEDULE_ID)
+    if settings.sweep_interval_seconds <= 0:
+        with contextlib.suppress(RPCError):
+            await handle.delete()
+        return
+    schedule = Schedule(
+        action=ScheduleActionStartWorkflow("SweepWorkflow", id=SWEEP_SCHEDULE_ID, task_queue=settings.task_queue),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=settings.sweep_interval_seconds))]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
+    try:
+        await client.create_schedule(SWEEP_SCHEDULE_ID, schedule)
+    except ScheduleAlreadyRunningError:
+        await handle.update(lambda _: ScheduleUpdate(schedule=schedule))
+
+
 async def run_worker(settings: Settings, role: str = "all") -> None:
     client = await t.connect(settings.temporal_target, settings.temporal_namespace)
     await t.ensure_search_attributes(client, settings.temporal_namespace)
@@ -113,6 +149,8 @@ async def run_worker(settings: Settings, role: str = "all") -> None:
     with concurrent.futures.ThreadPoolExecutor(max_workers=32) as executor:
         async with provider_http_client(settings) as http:
             workers = build_workers(client, settings, db, http, executor, role)
+            if role in ("all", "workflows"):
+                await ensure_sweep_schedule(client, settings)
             queues = ", ".join(w.task_queue for w in workers)
             log.info("worker (%s) polling task queue(s) %s on %s", role, queues, settings.temporal_target)
             async with contextlib.AsyncExitStack() as stack:

@@ -24,6 +24,34 @@ async def _check_database(request: Request) -> dict:
         return {"ok": False, "error": f"database unreachable ({type(exc).__name__})"}
 
 
+def _overdue(request: Request) -> dict:
+    """Posts due more than HERALD_SWEEP_OVERDUE_SECONDS ago that are still not done: the same
+    rule as the safety-net sweep, which repairs what it can and leaves the rest to a person."""
+    from sqlalchemy import func
+    from sqlmodel import select
+
+    from activities.sweeper import overdue_posts_query
+
+    settings = request.app.state.settings
+    now = datetime.now(timezone.utc)
+    query = overdue_posts_query(now, settings.sweep_overdue_seconds).subquery()
+    with request.app.state.db.session() as s:
+        count, oldest = s.exec(select(func.count(), func.min(query.c.publish_at))).one()
+    out: dict = {"ok": count == 0, "count": count, "thresholdSeconds": settings.sweep_overdue_seconds}
+    if oldest is not None:
+        oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=timezone.utc)
+        out["oldestOverdueSeconds"] = round((now - oldest).total_seconds())
+        out["error"] = f"{count} post(s) overdue by more than {settings.sweep_overdue_seconds:.0f} s"
+    return out
+
+
+async def _check_overdue(request: Request) -> dict:
+    try:
+        return await asyncio.to_thread(_overdue, request)
+    except Exception as exc:  # noqa: BLE001 - the database check reports the cause
+        return {"ok": False, "error": f"could not count overdue posts ({type(exc).__name__})"}
+
+
 async def _check_temporal_and_workers(request: Request) -> tuple[dict, dict]:
     from temporalio.api.enums.v1 import TaskQueueType
     from temporalio.api.taskqueue.v1 import TaskQueue
@@ -66,10 +94,12 @@ async def _check_temporal_and_workers(request: Request) -> tuple[dict, dict]:
 
 @router.get("/health")
 async def health(request: Request) -> JSONResponse:
-    """Service health: database, Temporal, and whether a worker is really polling (no auth)."""
+    """Service health (no auth): database, Temporal, whether a worker is really polling each task
+    queue, and posts overdue past the sweep's threshold. 503 with the checks when one fails."""
     settings = request.app.state.settings
-    db, (temporal, workers) = await asyncio.gather(_check_database(request), _check_temporal_and_workers(request))
-    checks = {"db": db, "temporal": temporal, "workers": workers}
+    db, (temporal, workers), overdue = await asyncio.gather(
+        _check_database(request), _check_temporal_and_workers(request), _check_overdue(request))
+    checks = {"db": db, "temporal": temporal, "workers": workers, "overdue": overdue}
     healthy = all(c["ok"] for c in checks.values())
     body = {
         "ok": True, "service": "herald-api", "status": "ok" if healthy else "degraded",

@@ -15,7 +15,7 @@ from temporalio.service import RPCError
 
 from api import post_edit
 from api.rate_limits import limited
-from api.deps import CallerDep, SessionDep, SettingsDep, TemporalDep, get_temporal
+from api.deps import CallerDep, SessionDep, SettingsDep, get_temporal
 from api.errors import ApiError, not_found
 from api.post_workflow import WorkflowMissing, update_post_workflow
 from api.serializers import attempt_json, post_json
@@ -234,7 +234,7 @@ async def edit_post(post_id: str, request: Request, caller: CallerDep, session: 
 
 @router.post("/{post_id}/retry", dependencies=[limited("publishing")])
 async def retry_post(post_id: str, caller: CallerDep, session: SessionDep, settings: SettingsDep,
-                     temporal: TemporalDep, body: Annotated[Any, Body()] = None) -> dict:
+                     request: Request, body: Annotated[Any, Body()] = None) -> dict:
     """Publish a failed post again, now. An `outcome_unknown` failure needs {"force": true}."""
     post = load_post(session, caller, post_id)
     if post.status != "failed":
@@ -261,7 +261,7 @@ async def retry_post(post_id: str, caller: CallerDep, session: SessionDep, setti
     inp = scheduling.post_input(run, post, settings, job.id, publish_at=now, is_retry=True, parent_post_id=None,
                                 reply_to=reply_to, requires_approval=False)
     try:
-        await temporal.start_workflow(
+        await (await get_temporal(request)).start_workflow(
             "PostWorkflow", inp, id=t.post_workflow_id(post.id), task_queue=settings.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
@@ -283,13 +283,14 @@ async def retry_post(post_id: str, caller: CallerDep, session: SessionDep, setti
 
 @router.post("/{post_id}/reconcile")
 async def reconcile_post(post_id: str, caller: CallerDep, session: SessionDep, settings: SettingsDep,
-                         temporal: TemporalDep) -> dict:
+                         request: Request) -> dict:
     """Ask the provider about this post and update the projection with what it says."""
     post = load_post(session, caller, post_id)
     if post.status not in ("published", "failed"):
         raise ApiError(409, "post_not_reconcilable", f"post is {post.status}; only published or failed posts can be reconciled")
     try:
-        result: ReconcileOutput = await temporal.execute_workflow(
+        # Temporal is reached only after the post was found: another workspace's id is a 404.
+        result: ReconcileOutput = await (await get_temporal(request)).execute_workflow(
             "ReconcilePostWorkflow", ReconcileWorkflowInput(post_id=post.id, workspace_id=post.workspace_id),
             id=f"reconcile-{post.id}-{new_id('r')[2:]}", task_queue=settings.task_queue, result_type=ReconcileOutput,
             execution_timeout=timedelta(minutes=2),
