@@ -52,6 +52,9 @@ def test_errors_always_have_the_documented_shape(stack: Stack, api: httpx.Client
     assert_error(api.put("/v1/posts/validate"), 405, "method_not_allowed")
     assert_error(api.post("/v1/posts/validate", content=b"{not json", headers={"content-type": "application/json"}), 422)
     assert_error(api.get("/v1/posts", params={"limit": "-1"}), 422, "invalid_request")
+    # Found by the fuzzer: an offset beyond a 64-bit integer was a 500.
+    assert_error(api.get("/v1/posts", params={"offset": str(10**27)}), 422, "invalid_request")
+    assert_error(api.get("/v1/jobs", params={"offset": str(10**27)}), 422, "invalid_request")
     assert_error(api.get("/v1/posts", params={"from": "yesterday"}), 400, "invalid_request")
     assert_error(api.get("/v1/posts/post_doesnotexist"), 404, "not_found")
     assert_error(api.post("/v1/connections/start", json=["x"]), 400)

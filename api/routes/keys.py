@@ -9,10 +9,10 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from sqlmodel import select
 
-from api.rate_limits import limited
 from api.deps import CallerDep, SessionDep
 from api.errors import ApiError, not_found
 from api.serializers import key_json
+from api.rate_limits import limited
 from store import keys as key_store
 from store.models import ApiKey
 

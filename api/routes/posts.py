@@ -14,11 +14,11 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from api import post_edit
-from api.rate_limits import limited
 from api.deps import CallerDep, SessionDep, SettingsDep, get_temporal
 from api.errors import ApiError, not_found
 from api.post_workflow import WorkflowMissing, update_post_workflow
 from api.serializers import attempt_json, post_json
+from api.rate_limits import limited
 from herald import temporal as t
 from herald.contracts import CancelRequest, ReconcileOutput, ReconcileWorkflowInput, ReviewRequest
 from herald.ids import new_id
@@ -29,6 +29,8 @@ from store.models import Job, Post, PostAttempt, Run
 router = APIRouter(prefix="/v1/posts", tags=["posts"])
 
 MAX_PAGE = 500
+# Beyond any real table, and inside a 64-bit integer on every database.
+MAX_OFFSET = 1_000_000_000
 
 
 def _time_filter(name: str, value: Optional[str]) -> Optional[datetime]:
@@ -53,7 +55,7 @@ def list_posts(
     publishFrom: Optional[str] = None, publish_from: Optional[str] = None,
     to: Optional[str] = None, publishTo: Optional[str] = None, publish_to: Optional[str] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> dict:
     """Posts of the workspace, ordered by publish time then id (stable across pages)."""
     q = select(Post).where(Post.workspace_id == caller.workspace.id)

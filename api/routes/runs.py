@@ -8,10 +8,10 @@ from fastapi import APIRouter, Body, Request
 from sqlmodel import select
 
 from api import drafts
-from api.rate_limits import limited
 from api.deps import CallerDep, SessionDep, SettingsDep
 from api.errors import ApiError, not_found
 from api.serializers import post_json, run_json, ts
+from api.rate_limits import limited
 from store.models import Post, Run
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse
 
 from api import scheduling
-from api.rate_limits import limited
 from api.deps import CallerDep, SessionDep, SettingsDep, get_temporal
 from api.errors import ApiError
 from api.serializers import post_json, run_json
+from api.rate_limits import limited
 from store.models import Job, Post, Run
 
 router = APIRouter(prefix="/v1/posts", tags=["schedules"])

@@ -9,9 +9,10 @@ from fastapi import APIRouter, Query
 from sqlalchemy import func
 from sqlmodel import select
 
-from api.rate_limits import limited
 from api.deps import CallerDep, SessionDep, SettingsDep
+from api.routes.posts import MAX_OFFSET
 from api.serializers import job_json
+from api.rate_limits import limited
 from store.models import Account, Job, Post
 
 router = APIRouter(prefix="/v1", tags=["workspace"])
@@ -77,7 +78,7 @@ def list_jobs(
     runId: Optional[str] = None,
     run_id: Optional[str] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> dict:
     """Background jobs (one per publish workflow execution), newest first."""
     q = select(Job).where(Job.workspace_id == caller.workspace.id)
