@@ -34,7 +34,7 @@ from providers.base import Adapter, MediaFile, ProviderError, PublishRequest
 from store.db import Database
 from store.models import Account, Post
 
-HEARTBEAT_EVERY = 5.0
+HEARTBEAT_EVERY = 2.0  # well inside the publish activity's 10 s heartbeat timeout
 log = logging.getLogger("herald.publish")
 
 
@@ -107,6 +107,16 @@ class PublishActivities:
 
     @activity.defn(name="publish")
     async def publish(self, inp: PublishInput) -> PublishOutput:
+        # Heartbeats come from a task of their own for the activity's whole life -- while it
+        # loads, holds, and waits on the provider -- so the short heartbeat timeout notices a
+        # dead publisher quickly and never mistakes a slow provider for one.
+        beat = asyncio.create_task(_keep_alive())
+        try:
+            return await self._publish(inp)
+        finally:
+            beat.cancel()
+
+    async def _publish(self, inp: PublishInput) -> PublishOutput:
         early = (inp.publish_at - datetime.now(timezone.utc)).total_seconds()
         if early < 1.0 and inp.attempt_no == 1:
             # Started too late to hold: the lead window was consumed by queueing upstream.
@@ -128,7 +138,6 @@ class PublishActivities:
         try:
             prepared = await adapter.prepare_publish(credentials, request)
             await hold_until(inp.publish_at, inp.max_hold_seconds)
-            activity.heartbeat("sending")
             sent_at = datetime.now(timezone.utc)
             result = await prepared.send()
         except ProviderError as exc:
@@ -158,8 +167,14 @@ class PublishActivities:
         )
 
 
+async def _keep_alive() -> None:
+    while True:
+        activity.heartbeat()
+        await asyncio.sleep(HEARTBEAT_EVERY)
+
+
 async def hold_until(instant: datetime, max_hold_seconds: float) -> None:
-    """Sleep until `instant`, heartbeating, then return as close to it as the loop allows.
+    """Sleep until `instant`, then return as close to it as the loop allows.
 
     Workflow timers fire "no earlier than" and queue behind other work in a burst, so the
     workflow wakes `lead` seconds early and this activity holds for the exact second.
@@ -169,5 +184,4 @@ async def hold_until(instant: datetime, max_hold_seconds: float) -> None:
         remaining = target - time.time()
         if remaining <= 0:
             return
-        activity.heartbeat("holding")
         await asyncio.sleep(min(remaining, HEARTBEAT_EVERY))

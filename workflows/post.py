@@ -59,9 +59,12 @@ async def record(rec: "PostStateRecord") -> str:
     return await workflow.execute_activity("record_post_state", rec, result_type=str, **PROJECTION)
 # The publish call itself is never retried by Temporal: this workflow decides, after reconciling.
 PUBLISH_RETRY = RetryPolicy(maximum_attempts=1)
-# Generous: a worker busy with a burst must not be mistaken for a dead one (a lost heartbeat
-# after the instant makes the outcome unknown), while a real crash is still noticed in time.
-PUBLISH_HEARTBEAT = timedelta(seconds=30)
+# A dead publisher is noticed this long after its last heartbeat. A call lost before its
+# publish time provably sent nothing and is retried; one lost after it must be reconciled (and
+# fails as outcome_unknown where the network cannot be asked). So shorter is better, as long as
+# a live publisher always heartbeats in time: the activity heartbeats every 2 s from a task of
+# its own (measured: chaos/worker_kill.py, docs/reliability.md).
+PUBLISH_HEARTBEAT = timedelta(seconds=10)
 BACKOFF_INITIAL = 2.0
 BACKOFF_MAX = 300.0
 
