@@ -22,7 +22,8 @@ def test_every_setting_is_documented() -> None:
 def test_readme_names_only_real_settings() -> None:
     known = {f"HERALD_{f.upper()}" for f in Settings.model_fields}
     mentioned = set(re.findall(r"HERALD_[A-Z_]+[A-Z]", README))
-    assert mentioned - known - {"HERALD_TEST_PG_URL"} == set()
+    test_only = {name for name in mentioned if name.startswith("HERALD_TEST_")}  # the test suite's own knobs
+    assert mentioned - known - test_only == set()
 
 
 def test_readme_shows_the_two_commands() -> None:

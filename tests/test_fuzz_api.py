@@ -19,8 +19,8 @@ from tests.e2e_stack import Stack
 pytestmark = pytest.mark.e2e
 
 # Enough to reach every branch of our validators in CI time; raise locally for a deeper run.
-EXAMPLES = int(os.environ.get("HERALD_FUZZ_EXAMPLES", "15"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=not os.environ.get("HERALD_FUZZ_RANDOM"),
+EXAMPLES = int(os.environ.get("HERALD_TEST_FUZZ_EXAMPLES", "15"))
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=not os.environ.get("HERALD_TEST_FUZZ_RANDOM"),
                 suppress_health_check=list(HealthCheck))
 
 
