@@ -4,7 +4,7 @@ already have reached the network is only reported."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from temporalio.client import WorkflowExecutionStatus
@@ -37,7 +37,9 @@ async def test_a_run_the_api_never_started_is_started_once(harness: Harness) -> 
     now = await harness.soon(0)
     run, inputs = harness.make_run(account, ["lost 1", "lost 2"], now + timedelta(minutes=5))
     # The API wrote the run and died before starting its workflow.
-    _edit_rows(harness, Run, run.id, mode="scheduled", workflow_started=False, created_at=now - timedelta(minutes=2))
+    # The sweep reads the wall clock; the test server's clock may have been skipped ahead.
+    _edit_rows(harness, Run, run.id, mode="scheduled", workflow_started=False,
+               created_at=datetime.now(timezone.utc) - timedelta(minutes=2))
     sweeper = SweepActivities(harness.settings, harness.db, harness.client)
 
     report = await sweeper.sweep()
@@ -55,8 +57,7 @@ async def test_a_run_the_api_never_started_is_started_once(harness: Harness) -> 
 
 async def test_overdue_posts_never_attempted_are_started_and_the_rest_reported(harness: Harness) -> None:
     account = await harness.connect("discord")
-    now = await harness.soon(0)
-    long_ago = now - timedelta(hours=1)
+    long_ago = datetime.now(timezone.utc) - timedelta(hours=1)  # wall clock, as the sweep reads it
     _, (fresh, attempted) = harness.make_run(account, ["never started", "may have been sent"], long_ago)
     _edit_rows(harness, Post, attempted.post_id, status="publishing", attempts=1)
     sweeper = SweepActivities(harness.settings, harness.db, harness.client)
