@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from temporalio import activity
 
-from herald.contracts import TERMINAL_POST_STATUSES, PostEdit, PostStateRecord, RunStateRecord
+from herald.contracts import TERMINAL_POST_STATUSES, WAITING_POST_STATUSES, PostEdit, PostStateRecord, RunStateRecord
 from herald.ids import new_id
 from store.db import Database
 from store.models import Account, Job, Post, PostAttempt, Run
@@ -21,9 +21,6 @@ from store.models import Account, Job, Post, PostAttempt, Run
 # A terminal status is final: a late or replayed write must not move a post back out of it
 # (a retry starts from `failed` explicitly, through the API).
 _LEAVES_TERMINAL = {"failed": ("scheduled",)}
-
-# Statuses in which a post's content may still change (an edit lands only then).
-EDITABLE_STATUSES = ("scheduled", "pending_approval")
 
 JOB_STATUS = {
     "pending_approval": "queued", "scheduled": "queued", "publishing": "running", "retry_pending": "running",
@@ -96,7 +93,7 @@ class ProjectionActivities:
             post = s.get(Post, edit.post_id)
             if post is None:
                 return "canceled"
-            if post.status not in EDITABLE_STATUSES:
+            if post.status not in WAITING_POST_STATUSES:
                 return post.status
             if post.media != edit.media:
                 post.media = edit.media

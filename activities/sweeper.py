@@ -120,9 +120,8 @@ class SweepActivities:
         # (publishing, retry_pending, attempts > 0) could be published already; a person decides.
         if post is None or run is None or post.status != "scheduled" or post.attempts > 0:
             return False
-        # A reply whose parent is long overdue too gets no parent signal from here: it publishes
-        # as a reply when the parent is published, else it would wait; so it is started with the
-        # parent's provider id when known and reported otherwise.
+        # No RunWorkflow will signal a reply started from here, so it starts only when its parent
+        # is already published (replying to the parent's id); otherwise it is reported.
         inp = post_input(run, post, self.settings, None, parent_post_id=None, requires_approval=False,
                          reply_to=await asyncio.to_thread(self._parent_anchor, post))
         if post.parent_post_id and inp.reply_to is None:

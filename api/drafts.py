@@ -22,6 +22,7 @@ from api.errors import ApiError
 from herald.schedule import ScheduleProblem
 from herald.settings import Settings
 from herald.timeparse import iso_ms, localize, parse_iso_datetime, resolve_timezone
+from herald.workflow_inputs import start_run_workflow
 from store.models import Job, Post, Run
 
 
@@ -127,7 +128,7 @@ async def start(request: Request, session: Session, run: Run, posts: list[Post],
     jobs = list(session.exec(select(Job).where(Job.run_id == run.id)).all())
     try:
         client = await get_temporal(request)
-        await scheduling.start_run_workflow(client, settings, run, posts, jobs)
+        await start_run_workflow(client, settings, run, posts, jobs)
     except Exception:
         if snapshot is not None:
             _undo(session, run, snapshot)

@@ -19,8 +19,8 @@ from sqlmodel import Session, select
 from api import scheduling
 from api.deps import get_temporal
 from api.errors import ApiError
-from api.post_workflow import WorkflowMissing, update_post_workflow
-from herald.contracts import PostEdit
+from api.post_workflow import WorkflowMissing, still_waiting, update_post_workflow
+from herald.contracts import WAITING_POST_STATUSES, PostEdit
 from herald.schedule import Schedule, ScheduleProblem
 from herald.settings import Settings
 from herald.timeparse import iso_ms
@@ -38,7 +38,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "timezone": ("timezone",),
     "post_type": ("post_type", "postType"),
 }
-EDITABLE_STATUSES = ("draft", "scheduled", "pending_approval")
+EDITABLE_STATUSES = ("draft", *WAITING_POST_STATUSES)
 UNCHECKED_PAST = 100 * 365 * 86400.0  # seconds: a grace so long that no stored time counts as past
 
 
@@ -162,16 +162,11 @@ async def edit(request: Request, session: Session, workspace_id: str, post: Post
         content_changed=content_changed,
     )
 
-    def still_waiting() -> bool:
-        session.refresh(post)
-        return post.status in ("scheduled", "pending_approval")
-
     try:
-        await update_post_workflow(await get_temporal(request), post.id, "edit", edit_request,
-                                   refused_code="post_not_editable", still_waiting=still_waiting)
+        await update_post_workflow(await get_temporal(request), session, post, "edit", edit_request,
+                                   refused_code="post_not_editable")
     except WorkflowMissing:
-        session.refresh(post)
-        if post.status in ("scheduled", "pending_approval"):
+        if still_waiting(session, post):
             raise ApiError(503, "temporal_unavailable", "the post's workflow is not reachable yet; try again",
                            headers={"Retry-After": "5"}) from None
         raise ApiError(409, "post_not_editable", f"post is {post.status}; it can no longer be edited",

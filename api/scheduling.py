@@ -20,7 +20,6 @@ from sqlmodel import Session, select
 from api.errors import ApiError
 from herald import temporal as t
 from herald.ids import new_id
-from herald.workflow_inputs import post_input, post_inputs, start_run_workflow  # noqa: F401 (re-exported)
 from herald.schedule import NormalizedPost, Schedule, ScheduleProblem, check_posts_against_providers, parse_schedule
 from herald.settings import Settings
 from herald.timeparse import iso_ms

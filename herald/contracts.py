@@ -15,6 +15,8 @@ PostStatus = Literal[
     "draft", "pending_approval", "scheduled", "publishing", "published", "retry_pending", "failed", "canceled"
 ]
 TERMINAL_POST_STATUSES = ("published", "failed", "canceled")
+# A post waiting to publish: its workflow still decides, and its content may still change.
+WAITING_POST_STATUSES = ("scheduled", "pending_approval")
 RunStatus = Literal["draft", "created", "processing", "completed", "partial_failed"]
 
 

@@ -26,6 +26,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError 
 with workflow.unsafe.imports_passed_through():
     from herald import failures
     from herald.contracts import (
+        WAITING_POST_STATUSES,
         AttemptRecord,
         CancelRequest,
         PostOutcome,
@@ -150,7 +151,7 @@ class PostWorkflow:
         self.pending_writes += 1
         try:
             stored = await workflow.execute_activity("apply_post_edit", request, result_type=str, **PROJECTION)
-            if stored not in ("scheduled", "pending_approval"):
+            if stored not in WAITING_POST_STATUSES:
                 raise ApplicationError(f"post is {stored}; it can no longer be edited", type="PostNotEditable")
             if reset:
                 self.approval = "pending"

@@ -11,8 +11,8 @@ from sqlmodel import select
 
 from api.deps import CallerDep, SessionDep
 from api.errors import ApiError, not_found
-from api.serializers import key_json
 from api.rate_limits import limited
+from api.serializers import key_json
 from store import keys as key_store
 from store.models import ApiKey
 

@@ -13,17 +13,17 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from api import post_edit
+from api import post_edit, reviews
 from api.deps import CallerDep, SessionDep, SettingsDep, get_temporal
 from api.errors import ApiError, not_found
-from api.post_workflow import WorkflowMissing, update_post_workflow
-from api.serializers import attempt_json, post_json
+from api.post_workflow import WorkflowMissing, still_waiting, update_post_workflow
 from api.rate_limits import limited
+from api.serializers import attempt_json, post_json
 from herald import temporal as t
-from herald.contracts import CancelRequest, ReconcileOutput, ReconcileWorkflowInput, ReviewRequest
+from herald.contracts import WAITING_POST_STATUSES, CancelRequest, ReconcileOutput, ReconcileWorkflowInput
 from herald.ids import new_id
 from herald.timeparse import parse_iso_datetime
-from api import scheduling
+from herald.workflow_inputs import post_input
 from store.models import Job, Post, PostAttempt, Run
 
 router = APIRouter(prefix="/v1/posts", tags=["posts"])
@@ -121,7 +121,7 @@ async def cancel_post(post_id: str, request: Request, caller: CallerDep, session
         session.add(post)
         session.commit()
         return {"ok": True, "post": post_json(post, settings)}
-    if post.status not in WAITING_STATUSES:
+    if post.status not in WAITING_POST_STATUSES:
         raise ApiError(409, "post_not_cancelable", f"post is {post.status}; it can no longer be canceled")
     # Only a scheduled post has a workflow; drafts and finished posts never need Temporal.
     await _cancel_workflow(await get_temporal(request), session, post)
@@ -131,76 +131,18 @@ async def cancel_post(post_id: str, request: Request, caller: CallerDep, session
     return {"ok": True, "post": post_json(post, settings)}
 
 
-WAITING_STATUSES = ("scheduled", "pending_approval")
-
-
-def _still_waiting(session, post: Post):  # noqa: ANN001, ANN202
-    def check() -> bool:
-        session.refresh(post)
-        return post.status in WAITING_STATUSES
-    return check
-
-
 async def _cancel_workflow(temporal, session, post: Post) -> None:  # noqa: ANN001
     """Cancel through the post's workflow (its update validator decides). If the workflow does
     not exist yet (right after apply) the projection is marked canceled, and the workflow, should
     it start later, sees that before doing anything (its first store write returns `canceled`)."""
     try:
-        await update_post_workflow(temporal, post.id, "cancel", CancelRequest(), refused_code="post_not_cancelable",
-                                   still_waiting=_still_waiting(session, post))
+        await update_post_workflow(temporal, session, post, "cancel", CancelRequest(), refused_code="post_not_cancelable")
     except WorkflowMissing:
-        session.refresh(post)
-        if post.status in WAITING_STATUSES:
+        if still_waiting(session, post):
             post.status = "canceled"
             post.updated_at = datetime.now(timezone.utc)
             session.add(post)
             session.commit()
-
-
-def _reviewer(caller, body: Any) -> tuple[str, str | None]:  # noqa: ANN001
-    """Who decides (a named reviewer, else the API key's label, else its id) and the note."""
-    if body is not None and not isinstance(body, dict):
-        raise ApiError(400, "invalid_request", "body must be a JSON object: {\"note\"?, \"reviewer\"?}")
-    body = body or {}
-    unknown = sorted(set(body) - {"note", "reviewer"})
-    if unknown:
-        raise ApiError(400, "invalid_request", f"unknown field(s): {', '.join(unknown)} (allowed: note, reviewer)")
-    for name, limit in (("note", 2000), ("reviewer", 200)):
-        value = body.get(name)
-        if value is not None and (not isinstance(value, str) or len(value) > limit):
-            raise ApiError(400, "invalid_request", f"{name} must be a string of at most {limit} characters")
-    reviewer = body.get("reviewer") or caller.key.label or caller.key.id
-    return f"{reviewer}", body.get("note")
-
-
-async def review_post(request: Request, session, post: Post, decision: str, reviewer: str,  # noqa: ANN001
-                      note: str | None) -> Post:
-    """Approve or reject one post: drafts in the store, scheduled posts through their workflow's
-    update (whose validator refuses a post that is publishing, published or canceled)."""
-    if not post.requires_approval:
-        raise ApiError(409, "approval_not_required", "post does not require approval", {"postId": post.id})
-    if post.status == "draft":
-        now = datetime.now(timezone.utc)
-        post.review_state, post.reviewed_by, post.reviewed_at, post.review_note = (
-            "approved" if decision == "approve" else "rejected", reviewer, now, note)
-        if decision == "reject":
-            post.status, post.error_code = "canceled", "approval_rejected"
-            post.error = f"rejected by {reviewer}" + (f": {note}" if note else "")
-        post.updated_at = now
-        session.add(post)
-        session.commit()
-        return post
-    if post.status not in WAITING_STATUSES:
-        verb = "approved" if decision == "approve" else "rejected"
-        raise ApiError(409, "post_not_reviewable", f"post is {post.status}; it can no longer be {verb}", {"postId": post.id})
-    try:
-        await update_post_workflow(await get_temporal(request), post.id, decision, ReviewRequest(reviewer=reviewer, note=note),
-                                   refused_code="post_not_reviewable", still_waiting=_still_waiting(session, post))
-    except WorkflowMissing:
-        session.refresh(post)
-        raise ApiError(409, "post_not_reviewable", f"post is {post.status}; its workflow is not running", {"postId": post.id}) from None
-    session.refresh(post)
-    return post
 
 
 @router.post("/{post_id}/approve")
@@ -208,8 +150,8 @@ async def approve_post(post_id: str, request: Request, caller: CallerDep, sessio
                        body: Annotated[Any, Body()] = None) -> dict:
     """Approve a post waiting for review ({"note"?, "reviewer"?}); it publishes at its time, or at
     once if that has passed. Approving twice is harmless."""
-    reviewer, note = _reviewer(caller, body)
-    post = await review_post(request, session, load_post(session, caller, post_id), "approve", reviewer, note)
+    reviewer, note = reviews.reviewer_and_note(caller, body)
+    post = await reviews.review_post(request, session, load_post(session, caller, post_id), "approve", reviewer, note)
     return {"ok": True, "post": post_json(post, settings)}
 
 
@@ -217,8 +159,8 @@ async def approve_post(post_id: str, request: Request, caller: CallerDep, sessio
 async def reject_post(post_id: str, request: Request, caller: CallerDep, session: SessionDep, settings: SettingsDep,
                       body: Annotated[Any, Body()] = None) -> dict:
     """Reject a post waiting for review: it is canceled with errorCode approval_rejected and the note."""
-    reviewer, note = _reviewer(caller, body)
-    post = await review_post(request, session, load_post(session, caller, post_id), "reject", reviewer, note)
+    reviewer, note = reviews.reviewer_and_note(caller, body)
+    post = await reviews.review_post(request, session, load_post(session, caller, post_id), "reject", reviewer, note)
     return {"ok": True, "post": post_json(post, settings)}
 
 
@@ -260,7 +202,7 @@ async def retry_post(post_id: str, caller: CallerDep, session: SessionDep, setti
               provider=post.provider, account_handle=post.account_handle, workflow_id=t.post_workflow_id(post.id))
     run = session.get(Run, post.run_id)
     # A retry is an operator's explicit "publish now": no second approval, no waiting on the parent.
-    inp = scheduling.post_input(run, post, settings, job.id, publish_at=now, is_retry=True, parent_post_id=None,
+    inp = post_input(run, post, settings, job.id, publish_at=now, is_retry=True, parent_post_id=None,
                                 reply_to=reply_to, requires_approval=False)
     try:
         await (await get_temporal(request)).start_workflow(

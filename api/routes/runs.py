@@ -7,11 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Request
 from sqlmodel import select
 
-from api import drafts
+from api import drafts, reviews
 from api.deps import CallerDep, SessionDep, SettingsDep
 from api.errors import ApiError, not_found
-from api.serializers import post_json, run_json, ts
 from api.rate_limits import limited
+from api.serializers import post_json, run_json, ts
 from store.models import Post, Run
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
@@ -101,16 +101,14 @@ async def publish_run(run_id: str, request: Request, caller: CallerDep, session:
 
 
 async def _review_run(run_id: str, decision: str, request: Request, caller, session, settings, body: Any) -> dict:  # noqa: ANN001
-    from api.routes.posts import _reviewer, review_post
-
-    reviewer, note = _reviewer(caller, body)
+    reviewer, note = reviews.reviewer_and_note(caller, body)
     run, posts = _load(session, caller, run_id)
     waiting = [p for p in posts if p.requires_approval and p.review_state == "pending"
                and p.status in ("draft", "pending_approval")]
     results = []
     for post in waiting:
         try:
-            post = await review_post(request, session, post, decision, reviewer, note)
+            post = await reviews.review_post(request, session, post, decision, reviewer, note)
             results.append({"postId": post.id, "ok": True, "status": post.status})
         except ApiError as exc:
             if exc.status >= 500:

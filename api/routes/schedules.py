@@ -11,8 +11,9 @@ from fastapi.responses import JSONResponse
 from api import scheduling
 from api.deps import CallerDep, SessionDep, SettingsDep, get_temporal
 from api.errors import ApiError
-from api.serializers import post_json, run_json
 from api.rate_limits import limited
+from api.serializers import post_json, run_json
+from herald.workflow_inputs import start_run_workflow
 from store.models import Job, Post, Run
 
 router = APIRouter(prefix="/v1/posts", tags=["schedules"])
@@ -54,7 +55,7 @@ async def apply_schedule(request: Request, caller: CallerDep, session: SessionDe
     if run.mode == "scheduled":
         try:
             client = await get_temporal(request)
-            await scheduling.start_run_workflow(client, settings, run, posts, jobs)
+            await start_run_workflow(client, settings, run, posts, jobs)
         except Exception:
             scheduling.delete_run(session, run.id)
             raise ApiError(503, "temporal_unavailable",
@@ -80,7 +81,7 @@ async def _duplicate(request: Request, session, settings, run: Run, body_hash: s
         # the retry finishes the job. USE_EXISTING makes a double start harmless.
         jobs = session.exec(select(Job).where(Job.run_id == run.id)).all()
         client = await get_temporal(request)
-        await scheduling.start_run_workflow(client, settings, run, list(posts), list(jobs))
+        await start_run_workflow(client, settings, run, list(posts), list(jobs))
         run.workflow_started = True
         session.add(run)
         session.commit()

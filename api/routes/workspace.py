@@ -10,9 +10,9 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from api.deps import CallerDep, SessionDep, SettingsDep
+from api.rate_limits import limited
 from api.routes.posts import MAX_OFFSET
 from api.serializers import job_json
-from api.rate_limits import limited
 from store.models import Account, Job, Post
 
 router = APIRouter(prefix="/v1", tags=["workspace"])
