@@ -1,4 +1,5 @@
-"""Side effects of publishing: fetch media, hold until the second and publish, reconcile.
+"""Side effects of publishing: hold until the second and publish, reconcile. (Media is prepared
+before, by activities/media.py; the publish call only reads the prepared files.)
 
 Activities are methods of one class that receives its dependencies (a shared httpx client, the
 settings, the database and the credential cipher), as in Temporal's hello_activity_method sample.
@@ -10,22 +11,18 @@ import asyncio
 import logging
 import time
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any
 
 import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.media_fetch import MediaFetchError, download
 from herald.contracts import (
-    PrepareMediaInput,
-    PrepareMediaResult,
     PublishInput,
     PublishOutput,
     ReconcileInput,
     ReconcileOutput,
 )
+from herald.assets import storage_for
 from herald.crypto import CredentialCipher
 from herald.failures import not_publishable, to_application_error
 from herald.settings import Settings
@@ -65,45 +62,27 @@ class PublishActivities:
     def _adapter(self, provider: str) -> Adapter:
         return get_adapter_class(provider)(self.http, self.settings.provider_base(provider))
 
-    def _media_dir(self, post_id: str) -> Path:
-        return (self.settings.data_dir / "media" / post_id).resolve()
-
-    async def _fetch_missing(self, post: Post) -> list[dict[str, Any]]:
-        """Download every media item that has no local copy on this worker; returns the new list."""
-        items = [dict(m) for m in post.media]
-        for index, item in enumerate(items):
-            local = item.get("local")
-            if local and Path(local["path"]).exists():
-                continue
-            try:
-                item["local"] = await download(
-                    self.http, item["url"], self._media_dir(post.id), index,
-                    max_bytes=self.settings.max_media_download_bytes,
-                    allow_private=self.settings.allow_private_networks,
-                    heartbeat=lambda d: activity.heartbeat(d),
-                )
-            except MediaFetchError as exc:
-                raise not_publishable("media_unavailable", str(exc)) from None
-        return items
-
-    def _save_media(self, post_id: str, items: list[dict[str, Any]]) -> None:
-        with self.db.write_session() as s:
-            post = s.get(Post, post_id)
-            if post is not None:
-                post.media = items
-                s.add(post)
-                s.commit()
+    def _media_files(self, post: Post) -> list[MediaFile]:
+        """The prepared rendition of every media item, as local files (downloaded from object
+        storage into the worker's cache when storage is remote)."""
+        files = []
+        storage = storage_for(self.settings)
+        for index, item in enumerate(post.media):
+            r = item.get("rendition")
+            if not r:
+                raise not_publishable("media_unavailable", f"assets[{index}]: media was not prepared")
+            path = storage.local_path(r["objectKey"])
+            if path is None:
+                path = (self.settings.data_dir / "cache" / r["objectKey"]).resolve()
+                if not path.exists():
+                    storage.download_to(r["objectKey"], path)
+            elif not path.exists():
+                raise not_publishable("media_unavailable", f"assets[{index}]: the prepared file is gone")
+            files.append(MediaFile(path=str(path), filename=r["filename"], mime=r["mime"], size=r["size"],
+                                   sha256=r.get("sha256"), kind=r["kind"], alt_text=item.get("altText")))
+        return files
 
     # --- activities ---------------------------------------------------------------------------
-
-    @activity.defn(name="prepare_media")
-    async def prepare_media(self, inp: PrepareMediaInput) -> PrepareMediaResult:
-        post, _ = await asyncio.to_thread(self._load, inp.post_id)
-        if not post.media:
-            return PrepareMediaResult(files=0, bytes=0)
-        items = await self._fetch_missing(post)
-        await asyncio.to_thread(self._save_media, post.id, items)
-        return PrepareMediaResult(files=len(items), bytes=sum(i["local"]["size"] for i in items))
 
     @activity.defn(name="publish")
     async def publish(self, inp: PublishInput) -> PublishOutput:
@@ -125,12 +104,12 @@ class PublishActivities:
         if post.status == "canceled":
             raise not_publishable("canceled", "the post was canceled")
         credentials = self.cipher.decrypt(account.credentials_encrypted)
-        items = await self._fetch_missing(post) if post.media else []
+        media = await asyncio.to_thread(self._media_files, post) if post.media else []
         request = PublishRequest(
             post_id=post.id,
             text=post.description,
             title=post.name,
-            media=[MediaFile(**i["local"], alt_text=i.get("altText")) for i in items],
+            media=media,
             settings=post.settings,
             reply_to=inp.reply_to,
         )

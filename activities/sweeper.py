@@ -6,6 +6,8 @@
    nor canceled (nor waiting for a reviewer): a post that was never attempted and has no
    workflow gets one (same id, so never a second one); every other one is reported (the
    workflow's report and /health), since it may have reached the network already.
+3. Deleted assets whose retention window has ended lose their blobs, unless a post that is not
+   done yet still uses them (activities/media.py, purge_due_assets).
 
 Every step is idempotent: two sweeps at once start nothing twice.
 """
@@ -22,6 +24,7 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.media import purge_due_assets
 from herald import temporal as t
 from herald.contracts import SweepReport
 from herald.settings import Settings
@@ -61,6 +64,8 @@ class SweepActivities:
                 report.posts_started.append(post_id)
             else:
                 report.overdue.append(post_id)
+        purge = await asyncio.to_thread(purge_due_assets, self.settings, self.db, now)
+        report.assets_purged, report.assets_kept_in_use = purge.purged, purge.kept_in_use
         if report.runs_started or report.posts_started or report.overdue:
             log.warning("sweep: started runs %s, started posts %s, still overdue %s",
                         report.runs_started, report.posts_started, report.overdue)

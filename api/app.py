@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from api.body_limit import BodyLimitMiddleware
 from api.errors import install_error_handlers
 from api.rate_limits import RateLimits
-from api.routes import campaigns, connections, dashboard, health, keys, posts, runs, schedules, workspace
+from api.routes import assets, campaigns, connections, dashboard, health, keys, media, posts, runs, schedules, workspace
 from herald.settings import Settings, get_settings
 from providers.base import GatedAsyncClient
 from store import keys as key_store
@@ -54,6 +54,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
-    for module in (health, keys, workspace, connections, schedules, campaigns, runs, posts, dashboard):
+    for module in (health, keys, workspace, connections, schedules, campaigns, runs, posts, dashboard, assets, media):
         app.include_router(module.router)
     return app

@@ -8,7 +8,7 @@ from typing import Any
 from herald.settings import Settings
 from herald.temporal import post_workflow_id, run_workflow_id, ui_url
 from herald.timeparse import iso_ms
-from store.models import Account, ApiKey, Connection, Job, Post, PostAttempt, Run
+from store.models import Account, ApiKey, Asset, Connection, Job, Post, PostAttempt, Run
 
 
 def ts(value: datetime | None) -> str | None:
@@ -101,3 +101,24 @@ def job_json(j: Job, settings: Settings) -> dict[str, Any]:
         "createdAt": ts(j.created_at), "updatedAt": ts(j.updated_at),
         "temporalUrl": _ui(settings, j.workflow_id) if j.workflow_id else None,
     }
+
+
+def asset_json(asset: Asset, settings: Settings) -> dict[str, Any]:
+    """An asset as SocialClaw's Asset schema, plus what probing found (width, height, ...)."""
+    from herald.assets import delivery_url, preview_url
+
+    servable = asset.status in ("ready", "pending_delete") and asset.object_key is not None
+    out: dict[str, Any] = {
+        "id": asset.id, "tenantId": asset.workspace_id, "storage": asset.storage, "objectKey": asset.object_key,
+        "originalFilename": asset.original_filename, "mime": asset.mime, "kind": asset.kind,
+        "size": asset.size, "status": asset.status, "origin": asset.origin,
+        "publicUrl": delivery_url(settings, asset.id, asset.delivery_token, asset.original_filename) if servable else None,
+        "preview": ({p["role"]: preview_url(settings, asset.id, asset.delivery_token, p["name"]) for p in asset.previews}
+                    if servable and asset.previews else None),
+        "width": asset.width, "height": asset.height, "duration": asset.duration,
+        "sha256": asset.sha256, "media": asset.meta or None,
+        "sourceUrl": asset.source_url,
+        "error": ({"code": asset.error_code, "message": asset.error} if asset.status == "failed" else None),
+        "purgeAt": ts(asset.purge_at), "createdAt": ts(asset.created_at), "updatedAt": ts(asset.updated_at),
+    }
+    return out

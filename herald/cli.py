@@ -102,9 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--access-log", action="store_true", help="log every request")
     api.set_defaults(func=cmd_api)
     worker = sub.add_parser("worker", help="run a Temporal worker")
-    worker.add_argument("--role", choices=("all", "workflows", "publisher"), default="all",
-                        help="all (default): everything; workflows: workflows and store writes; "
-                             "publisher: only the provider calls")
+    worker.add_argument("--role", choices=("all", "workflows", "publisher", "media"), default="all",
+                        help="all (default): everything; workflows: workflows, store writes and media; "
+                             "publisher: only the provider calls; media: only downloads, probing "
+                             "and transcodes")
     worker.set_defaults(func=cmd_worker)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
     sub.add_parser("sandbox", help="run the provider sandbox").set_defaults(func=cmd_sandbox)

@@ -214,3 +214,47 @@ class SweepReport(BaseModel):
     runs_started: list[str] = Field(default_factory=list)
     posts_started: list[str] = Field(default_factory=list)
     overdue: list[str] = Field(default_factory=list)
+    # Deleted assets whose retention ended: blobs removed, or kept because a post still uses them.
+    assets_purged: int = 0
+    assets_kept_in_use: int = 0
+
+
+# --- media ---------------------------------------------------------------------------------------
+
+
+class AssetWorkflowInput(BaseModel):
+    """AssetWorkflow (id ``asset-<assetId>``): fetch the source URL when there is one, then
+    sniff, probe and make previews. The asset row says where the bytes are."""
+
+    asset_id: str
+    fetch_url: Optional[str] = None
+    media_task_queue: Optional[str] = None  # where the media activities run (None: this queue)
+
+
+class AssetOutcome(BaseModel):
+    asset_id: str
+    status: str  # ready | failed
+    error_code: Optional[str] = None
+    error: Optional[str] = None
+
+
+class RenditionInput(BaseModel):
+    """RenditionWorkflow (id ``rendition-<assetId>-<profile key>``): one asset made to fit one
+    network's media profile, once, for every post that needs it."""
+
+    asset_id: str
+    provider: str
+    post_type: Optional[str] = None
+    fit: Optional[str] = None  # pad | crop (the post's mediaFit setting)
+    media_task_queue: Optional[str] = None
+
+
+class RenditionOutcome(BaseModel):
+    rendition_id: Optional[str] = None
+    error_code: Optional[str] = None
+    error: Optional[str] = None
+
+
+class PurgeResult(BaseModel):
+    purged: int = 0
+    kept_in_use: int = 0

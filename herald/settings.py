@@ -77,8 +77,34 @@ class Settings(BaseSettings):
     # Workflows kept in the worker's cache. Evicting a sleeping post means replaying its whole
     # history at wake-up, so keep it above the number of posts due close together.
     max_cached_workflows: int = 5000
-    # Lets media URLs resolve to loopback/private addresses. For development and tests only.
+    # Lets media URLs resolve to loopback/private addresses. For development and tests only
+    # (cloud metadata addresses stay refused even then). `herald dev` says when it is on.
     allow_private_networks: bool = False
+
+    # Media pipeline (docs/media.md). Storage: `local` (files under HERALD_DATA_DIR/storage) or
+    # `s3` (any S3-compatible service; multipart uploads then go straight to the bucket).
+    storage: Literal["local", "s3"] = "local"
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    s3_prefix: str = ""
+    # Largest asset accepted (uploads, multipart totals, URL downloads for prepare tasks).
+    max_asset_bytes: int = 500 * 1024 * 1024
+    # A URL download (a post's media, a prepare task's URL) must finish within this time.
+    media_fetch_timeout_seconds: float = 600.0
+    # Decoded pixels above this are refused as a decompression bomb (Pillow's own default is 89 M).
+    max_image_pixels: int = 100_000_000
+    # Explicit ffmpeg / ffprobe executables; else PATH, else the ffmpeg inside imageio-ffmpeg
+    # (probing then uses PyAV).
+    ffmpeg_path: str | None = None
+    ffprobe_path: str | None = None
+    # Media activities (download, probe, transcode) have a task queue of their own, so a long
+    # transcode never delays a workflow task or a publish call.
+    media_task_queue: str = "herald-media"
+    # Concurrent media activities per worker process (transcodes are CPU-bound).
+    media_max_concurrent: int = 2
 
     # API guards. Rate limits are per API key and route group ("N/second|minute|hour|day");
     # defaults follow SocialHub's published limits. Counters are shared through Redis when set.
@@ -116,6 +142,9 @@ class Settings(BaseSettings):
                     "HERALD_SECRET_KEY must be set to a random value of at least 32 characters "
                     "in production (it encrypts provider credentials)"
                 )
+            if self.allow_private_networks:
+                raise ValueError("HERALD_ALLOW_PRIVATE_NETWORKS is for development and tests only; "
+                                 "it must be off in production")
             if not self.database_url:
                 raise ValueError("DATABASE_URL (or HERALD_DATABASE_URL) is required in production")
         return self
@@ -132,6 +161,12 @@ class Settings(BaseSettings):
                 url = "postgresql+psycopg://" + url[len("postgresql://"):]
             return url
         return f"sqlite:///{(self.data_dir / 'herald.db').resolve()}"
+
+    @model_validator(mode="after")
+    def _check_storage(self) -> "Settings":
+        if self.storage == "s3" and not self.s3_bucket:
+            raise ValueError("HERALD_STORAGE=s3 needs HERALD_S3_BUCKET")
+        return self
 
     @property
     def temporal_target(self) -> str:

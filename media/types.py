@@ -62,6 +62,9 @@ class MediaInfo:
     frames: int | None = None  # animated images
     container: str | None = None  # ffmpeg format name: mov,mp4,m4a,... / matroska,webm
     faststart: bool | None = None  # MP4: moov atom before mdat
+    # Images: EXIF/XMP/IPTC/comments/trailers present. None = unknown, which plans treat as
+    # present, so a file that may carry GPS never passes through byte for byte.
+    has_metadata: bool | None = None
 
     def as_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if v is not None}

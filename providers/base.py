@@ -121,7 +121,7 @@ class MediaFile(BaseModel):
     filename: str
     mime: str
     size: int
-    sha256: str
+    sha256: str | None = None  # known when the original passes through unchanged
     kind: MediaKind
     alt_text: str | None = None
 

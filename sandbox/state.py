@@ -43,12 +43,48 @@ def received_at(request: Request) -> float:
 
 
 def media_item(data: bytes, mime: str | None, filename: str | None) -> dict[str, Any]:
+    """What the network received, as the inspection routes report it: the bytes' hash and size,
+    and what a network's own media check would see (image size, video codec and dimensions)."""
     return {
         "sha256": hashlib.sha256(data).hexdigest(),
         "mime": mime or "application/octet-stream",
         "size": len(data),
         "filename": filename,
+        **inspect_media(data),
     }
+
+
+def inspect_media(data: bytes) -> dict[str, Any]:
+    """Image dimensions and format (Pillow) or video codec/dimensions (PyAV), else nothing.
+    Decoding stays lazy: a sandbox must not fall over on the files it is meant to refuse."""
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            exif = im.getexif()
+            return {"image": {"format": im.format, "width": im.width, "height": im.height,
+                              "exif": len(exif) > 0, "gps": bool(exif.get_ifd(0x8825)) if exif else False}}
+    except Exception:  # noqa: BLE001 - not an image
+        pass
+    try:
+        import av
+
+        with av.open(io.BytesIO(data)) as container:
+            video = next((s for s in container.streams if s.type == "video"), None)
+            audio = next((s for s in container.streams if s.type == "audio"), None)
+            if video is None:
+                return {}
+            return {"video": {
+                "format": container.format.name, "codec": video.codec_context.name,
+                "width": video.codec_context.width, "height": video.codec_context.height,
+                "pixelFormat": video.codec_context.pix_fmt,
+                "duration": float(container.duration / 1_000_000) if container.duration else None,
+                "audioCodec": audio.codec_context.name if audio is not None else None,
+            }}
+    except Exception:  # noqa: BLE001 - not a video either
+        return {}
 
 
 # --- faults ---------------------------------------------------------------------------------------

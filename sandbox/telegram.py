@@ -61,10 +61,19 @@ def visible_length(text: str, parse_mode: Any) -> int:
     return len(text)
 
 
-def png_size(data: bytes) -> tuple[int, int]:
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
-        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    return 0, 0
+# sendPhoto: "The photo's width and height must not exceed 10000 in total. Width and height
+# ratio must be at most 20." (Bot API docs, sendPhoto) [C]
+PHOTO_SIDE_SUM, PHOTO_RATIO = 10_000, 20
+
+
+def photo_problem(item: dict[str, Any]) -> str | None:
+    image = item.get("image")
+    if not image:
+        return "Bad Request: IMAGE_PROCESS_FAILED"  # [U] text: not a decodable image
+    w, h = image["width"], image["height"]
+    if w + h > PHOTO_SIDE_SUM or max(w, h) > PHOTO_RATIO * max(1, min(w, h)):
+        return "Bad Request: PHOTO_INVALID_DIMENSIONS"
+    return None
 
 
 class TelegramSandbox:
@@ -283,6 +292,8 @@ class TelegramSandbox:
             if kind == "photo" and len(data) > PHOTO_BYTES:
                 return None, None, fail(400, "Bad Request: file is too big")  # [U] text
             item = media_item(data, upload.content_type, upload.filename)
+            if kind == "photo" and (problem := photo_problem(item)):
+                return None, None, fail(400, problem)
         elif isinstance(value, str) and value:
             item = {"sha256": None, "mime": None, "size": None, "filename": None, "url": value}
             data = b""
@@ -293,11 +304,13 @@ class TelegramSandbox:
         if item["size"] is not None:
             ident["file_size"] = item["size"]
         if kind == "photo":
-            width, height = png_size(data)
-            return [{**ident, "width": width, "height": height}], item, None
+            image = item.get("image") or {"width": 0, "height": 0}
+            return [{**ident, "width": image["width"], "height": image["height"]}], item, None
         extra = {"mime_type": item["mime"], "file_name": item["filename"]} if item["mime"] else {}
         if kind == "video":
-            return {**ident, "width": 0, "height": 0, "duration": 0, **extra}, item, None
+            video = item.get("video") or {}
+            return {**ident, "width": video.get("width") or 0, "height": video.get("height") or 0,
+                    "duration": round(video.get("duration") or 0), **extra}, item, None
         if kind == "audio":
             return {**ident, "duration": 0, **extra}, item, None
         return {**ident, **extra}, item, None

@@ -195,3 +195,87 @@ class Job(SQLModel, table=True):
     error: Optional[str] = Field(default=None, max_length=2000)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Asset(SQLModel, table=True):
+    """A media file Herald holds: uploaded, registered, or fetched from a URL for a post or a
+    prepare task. Status: uploading -> processing -> ready | failed; pending_delete -> deleted.
+    ``meta`` holds what probing found (codecs, fps, rotation, ...), ``previews`` the generated
+    thumbnail/poster objects."""
+
+    __tablename__ = "assets"
+    __table_args__ = (
+        sa.Index("ix_assets_ws_created", "workspace_id", "created_at", "id"),
+        sa.Index("ix_assets_purge", "status", "purge_at"),
+        sa.Index("ix_assets_ws_source", "workspace_id", "source_url_hash"),
+    )
+    id: str = Field(primary_key=True, max_length=40)
+    workspace_id: str = Field(foreign_key="workspaces.id", max_length=40)
+    storage: str = Field(max_length=20)  # local | s3
+    object_key: Optional[str] = Field(default=None, max_length=1024)
+    origin: str = Field(default="upload", max_length=20)  # upload | multipart | register | url
+    source_url: Optional[str] = Field(default=None, sa_type=sa.Text)
+    source_url_hash: Optional[str] = Field(default=None, max_length=64)
+    original_filename: str = Field(default="file", max_length=255)
+    claimed_mime: Optional[str] = Field(default=None, max_length=255)
+    mime: str = Field(default="application/octet-stream", max_length=255)
+    kind: str = Field(default="other", max_length=10)  # image | video | audio | other
+    size: Optional[int] = Field(default=None, sa_type=sa.BigInteger)
+    sha256: Optional[str] = Field(default=None, max_length=64)
+    status: str = Field(default="processing", max_length=20)
+    error_code: Optional[str] = Field(default=None, max_length=60)
+    error: Optional[str] = Field(default=None, max_length=2000)
+    # Unguessable part of the delivery URL: /media/{id}/{delivery_token}/{filename}.
+    delivery_token: str = Field(max_length=64)
+    width: Optional[int] = None
+    height: Optional[int] = None
+    duration: Optional[float] = None
+    meta: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    previews: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # Multipart uploads in progress: {uploadId, partSize, totalParts, size}.
+    upload: Optional[dict] = Field(default=None, sa_column=Column(JSON, nullable=True))
+    purge_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
+    deleted_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class AssetRendition(SQLModel, table=True):
+    """An asset as one network's media profile needs it, made once and reused by every post."""
+
+    __tablename__ = "asset_renditions"
+    __table_args__ = (sa.UniqueConstraint("asset_id", "profile_key", name="uq_renditions_asset_profile"),)
+    id: str = Field(primary_key=True, max_length=40)
+    workspace_id: str = Field(foreign_key="workspaces.id", max_length=40)
+    asset_id: str = Field(foreign_key="assets.id", index=True, max_length=40)
+    profile_key: str = Field(max_length=120)  # MediaProfile.key + fit
+    passthrough: bool = False  # the original fits: object_key is the asset's own
+    object_key: str = Field(max_length=1024)
+    mime: str = Field(max_length=255)
+    size: int = Field(sa_type=sa.BigInteger)
+    width: Optional[int] = None
+    height: Optional[int] = None
+    duration: Optional[float] = None
+    actions: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    cover_key: Optional[str] = Field(default=None, max_length=1024)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class PostAsset(SQLModel, table=True):
+    """Which assets a post uses: an asset is not purged while a post that uses it is not done."""
+
+    __tablename__ = "post_assets"
+    post_id: str = Field(foreign_key="posts.id", primary_key=True, max_length=40)
+    asset_id: str = Field(foreign_key="assets.id", primary_key=True, max_length=40, index=True)
+    workspace_id: str = Field(foreign_key="workspaces.id", max_length=40)
+
+
+class MediaTask(SQLModel, table=True):
+    """POST /v1/media/prepare: URLs fetched and processed into assets (SocialHub shape)."""
+
+    __tablename__ = "media_tasks"
+    id: str = Field(primary_key=True, max_length=40)
+    workspace_id: str = Field(foreign_key="workspaces.id", index=True, max_length=40)
+    # [{url, assetId}] in request order; progress and results are read from the assets.
+    items: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -64,7 +64,18 @@ def media_file(tmp_path: Path, name: str, data: bytes, mime: str, kind: str) -> 
                      sha256=hashlib.sha256(data).hexdigest(), kind=kind)
 
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + (3).to_bytes(4, "big") * 2 + b"\x08\x02" + b"\x00" * 40
+def _png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (3, 3), "red").save(buf, "PNG")
+    return buf.getvalue()
+
+
+# A real (tiny) PNG: the sandbox, like Telegram, refuses a photo it cannot decode.
+PNG = _png()
 MP4 = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 100
 
 
@@ -251,7 +262,9 @@ async def test_publish_single_media(adapter, creds, sandbox_url, tmp_path, name,
     result = await adapter.publish(creds, PublishRequest(post_id="p", text="caption", media=[media]))
     [d] = deliveries(sandbox_url)
     assert d["method"] == method and d["text"] == "caption" and d["id"] == result.provider_post_id
-    assert d["media"] == [{"sha256": media.sha256, "mime": mime, "size": len(data), "filename": name}]
+    received = {k: d["media"][0][k] for k in ("sha256", "mime", "size", "filename")}
+    assert received == {"sha256": media.sha256, "mime": mime, "size": len(data), "filename": name}
+    assert len(d["media"]) == 1
 
 
 async def test_media_group_of_three(adapter, creds, sandbox_url, tmp_path):

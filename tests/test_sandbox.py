@@ -282,8 +282,18 @@ def test_telegram_send_message_rules(api):
     assert deliveries(api)[-1]["replyToMessageId"] == 1
 
 
+def _png(width: int, height: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (width, height), 128).save(buf, "PNG")
+    return buf.getvalue()
+
+
 def test_telegram_send_photo_and_caption(api):
-    photo = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x05\x00\x00\x00\x07" + b"\0" * 20
+    photo = _png(5, 7)
     result = tg(api, "sendPhoto", data={"chat_id": "@pics", "caption": "c" * 1024},
                 files={"photo": ("p.png", photo, "image/png")}).json()["result"]
     assert result["photo"][0]["width"] == 5 and result["photo"][0]["height"] == 7
@@ -295,10 +305,23 @@ def test_telegram_send_photo_and_caption(api):
         "Bad Request: there is no photo in the request")
     [d] = deliveries(api)
     assert d["media"][0]["sha256"] == hashlib.sha256(photo).hexdigest() and d["media"][0]["size"] == len(photo)
+    assert d["media"][0]["image"] == {"format": "PNG", "width": 5, "height": 7, "exif": False, "gps": False}
+
+
+def test_telegram_photo_dimension_rules(api):
+    # Bot API sendPhoto: width + height <= 10,000 and a side ratio of at most 20.
+    for size in ((6000, 4001), (2100, 100)):
+        r = tg(api, "sendPhoto", data={"chat_id": "@pics"}, files={"photo": ("p.png", _png(*size), "image/png")})
+        assert r.json()["description"] == "Bad Request: PHOTO_INVALID_DIMENSIONS", size
+    assert tg(api, "sendPhoto", data={"chat_id": "@pics"},
+              files={"photo": ("p.png", _png(6000, 4000), "image/png")}).json()["ok"] is True
+    not_an_image = tg(api, "sendPhoto", data={"chat_id": "@pics"}, files={"photo": ("p.png", b"GIF89a" + b"\0" * 9, "image/png")})
+    assert not_an_image.json()["description"] == "Bad Request: IMAGE_PROCESS_FAILED"
+    assert len(deliveries(api)) == 1
 
 
 def test_telegram_media_group(api):
-    files = {f"f{i}": (f"{i}.png", bytes([i]) * 10, "image/png") for i in range(3)}
+    files = {f"f{i}": (f"{i}.png", _png(4 + i, 4), "image/png") for i in range(3)}
     media = [{"type": "photo", "media": f"attach://f{i}"} for i in range(3)]
     media[0]["caption"] = "album"
     result = tg(api, "sendMediaGroup", data={"chat_id": "@pics", "media": json.dumps(media)}, files=files).json()

@@ -34,7 +34,8 @@ class Harness:
         self.sandbox_url = sandbox_url
         self.settings = Settings(
             data_dir=tmp, database_url=f"sqlite:///{tmp / 'herald.db'}", sandbox_url=sandbox_url,
-            task_queue=f"test-{uuid.uuid4().hex[:8]}", publish_task_queue=f"test-calls-{uuid.uuid4().hex[:8]}", publish_lead_seconds=1.0,
+            task_queue=f"test-{uuid.uuid4().hex[:8]}", publish_task_queue=f"test-calls-{uuid.uuid4().hex[:8]}",
+            media_task_queue=f"test-media-{uuid.uuid4().hex[:8]}", publish_lead_seconds=1.0,
             allow_private_networks=True, secret_key="test-secret", provider_timeout_seconds=5.0,
             **overrides,
         )

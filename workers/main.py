@@ -33,6 +33,7 @@ from temporalio.client import (
 from temporalio.service import RPCError
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
+from activities.media import MediaActivities
 from activities.projection import ProjectionActivities
 from activities.publishing import PublishActivities
 from activities.sweeper import SweepActivities
@@ -41,6 +42,7 @@ from herald.crypto import CredentialCipher
 from herald.settings import Settings
 from providers.base import GatedAsyncClient
 from store.db import Database
+from workflows.media import AssetWorkflow, RenditionWorkflow
 from workflows.post import PostWorkflow
 from workflows.reconcile import ReconcilePostWorkflow
 from workflows.run import RunWorkflow
@@ -48,7 +50,7 @@ from workflows.sweep import SweepWorkflow
 
 log = logging.getLogger("herald.worker")
 
-WORKFLOWS = [RunWorkflow, PostWorkflow, ReconcilePostWorkflow, SweepWorkflow]
+WORKFLOWS = [RunWorkflow, PostWorkflow, ReconcilePostWorkflow, SweepWorkflow, AssetWorkflow, RenditionWorkflow]
 
 
 def provider_http_client(settings: Settings) -> httpx.AsyncClient:
@@ -59,7 +61,7 @@ def provider_http_client(settings: Settings) -> httpx.AsyncClient:
     )
 
 
-ROLES = ("all", "workflows", "publisher")
+ROLES = ("all", "workflows", "publisher", "media")
 
 
 def build_workers(
@@ -70,14 +72,17 @@ def build_workers(
     executor: concurrent.futures.ThreadPoolExecutor,
     role: str = "all",
 ) -> list[Worker]:
-    """`workflows`: every workflow plus the projection, media and reconcile activities.
+    """`workflows`: every workflow plus the projection, prepare and reconcile activities, and
+    (unless a separate `media` process is run) the media queue too.
     `publisher`: only the publish activity, on its own task queue, so the process that makes
     the calls at the instant of a burst is not also replaying workflows and writing the store.
-    `all`: both in one process (small deployments, tests)."""
+    `media`: only the media activities (download, probe, transcode: CPU-bound), on their queue.
+    `all`: everything in one process (small deployments, tests)."""
     if role not in ROLES:
         raise ValueError(f"unknown worker role {role!r} (choose from {', '.join(ROLES)})")
     projection = ProjectionActivities(db)
     publishing = PublishActivities(settings, db, http, CredentialCipher(settings.secret_key))
+    media = MediaActivities(settings, db, client)
     workers = []
     with warnings.catch_warnings():
         # Sync activities (short DB writes) share a small thread pool on purpose; the large
@@ -92,7 +97,8 @@ def build_workers(
                     projection.record_post_state,
                     projection.record_run_state,
                     projection.apply_post_edit,
-                    publishing.prepare_media,
+                    media.prepare_media,
+                    media.mark_asset_failed,
                     publishing.reconcile,
                     SweepActivities(settings, db, client).sweep,
                 ],
@@ -112,6 +118,15 @@ def build_workers(
                 # Many pollers: a burst's publish tasks must all reach this process before the
                 # instant, and each poll hands over one task.
                 activity_task_poller_behavior=PollerBehaviorSimpleMaximum(maximum=settings.publish_pollers),
+            ))
+        if role in ("all", "workflows", "media"):
+            workers.append(Worker(
+                client,
+                task_queue=settings.media_task_queue,
+                activities=[media.fetch_asset_source, media.process_asset, media.make_rendition],
+                activity_executor=executor,
+                # Transcodes are CPU-bound: a few at a time per process.
+                max_concurrent_activities=settings.media_max_concurrent,
             ))
     return workers
 

@@ -70,6 +70,7 @@ async def _check_temporal_and_workers(request: Request) -> tuple[dict, dict]:
         ("workflow", settings.task_queue, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW),
         ("activity", settings.task_queue, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY),
         ("publish", settings.publish_task_queue, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY),
+        ("media", settings.media_task_queue, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY),
     )
     try:
         for kind, queue, qtype in checks:
@@ -104,6 +105,7 @@ async def health(request: Request) -> JSONResponse:
     body = {
         "ok": True, "service": "herald-api", "status": "ok" if healthy else "degraded",
         "now": iso_ms(datetime.now(timezone.utc)), "publicBaseUrl": settings.api_base,
+        "maxAssetBytes": settings.max_asset_bytes, "storage": settings.storage,
         **checks,
     }
     if healthy:
