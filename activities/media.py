@@ -465,12 +465,15 @@ def purge_due_assets(settings: Settings, db: Database, now: datetime) -> PurgeRe
             if in_use is not None:
                 result.kept_in_use += 1
                 continue
+            if asset.upload and asset.object_key:
+                # A multipart upload initiated and never completed: its parts go too.
+                storage.multipart_abort(asset.object_key, asset.upload.get("uploadId", ""))
             storage.delete_prefix(a.asset_prefix(asset.workspace_id, asset.id))
             with db.write_session() as w:
                 row = w.get(Asset, asset.id)
                 if row is not None:
                     row.status, row.deleted_at, row.updated_at = "deleted", now, now
-                    row.object_key, row.previews = None, []
+                    row.object_key, row.previews, row.upload = None, [], None
                     w.add(row)
                     for r in w.exec(select(AssetRendition).where(AssetRendition.asset_id == asset.id)).all():
                         w.delete(r)

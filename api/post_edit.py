@@ -73,8 +73,12 @@ def _asset_input(item: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in out.items() if v is not None}
 
 
-def _without_local(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{k: v for k, v in item.items() if k != "local"} for item in items]
+# What preparation adds to a stored media item (the asset it became, the network's rendition).
+PREPARED_FIELDS = ("local", "assetId", "rendition")
+
+
+def _as_given(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in item.items() if k not in PREPARED_FIELDS} for item in items]
 
 
 def _merged_envelope(post: Post, changes: dict[str, Any]) -> dict[str, Any]:
@@ -135,9 +139,11 @@ async def edit(request: Request, session: Session, workspace_id: str, post: Post
         raise _problems(graph)
 
     media = [scheduling.media_item(m) for m in new.media]
-    media_changed = media != _without_local(post.media)
+    # A new mediaFit needs a new rendition, as new media does.
+    media_changed = (media != _as_given(post.media)
+                     or (new.settings or {}).get("mediaFit") != (post.settings or {}).get("mediaFit"))
     if not media_changed:
-        media = post.media  # keep the worker's local copies
+        media = post.media  # keep what preparation found
     account_changed = account.id != post.account_id
     content_changed = (media_changed or account_changed or new.description != post.description
                        or new.name != post.name or new.settings != post.settings or new.post_type != post.post_type)

@@ -135,20 +135,24 @@ def _quoted(etag: str) -> str:
     return etag if etag.startswith(('"', 'W/"')) else f'"{etag}"'
 
 
-async def stored_object_response(
+def stored_object_response(
     storage: Storage, key: str, *, mime: str, filename: str, method: str,
     range_header: str | None, if_none_match: str | None, etag: str | None = None,
     cache_control: str = "public, max-age=31536000, immutable", if_range: str | None = None,
 ) -> Response:
     """The response for a GET or HEAD of a stored object (see the module docstring).
 
+    Blocking (a stat, and for S3 a HEAD and the GET that opens the stream), like the storage
+    it calls: run it with ``await asyncio.to_thread(stored_object_response, ...)``. The body
+    it returns then streams on worker threads by itself.
+
     ``etag`` overrides the storage's ETag (e.g. a content hash kept in the database);
     ``if_range`` is the request's If-Range header. Raises ObjectMissing when the object is not
-    stored; the caller answers 404. Async because the stat is I/O (a HEAD request for S3)."""
+    stored; the caller answers 404."""
     method = method.upper()
     if method not in ("GET", "HEAD"):
         raise ValueError(f"stored objects are served to GET and HEAD, not {method}")
-    stat: ObjectStat | None = await anyio.to_thread.run_sync(storage.stat, key)
+    stat: ObjectStat | None = storage.stat(key)
     if stat is None:
         raise ObjectMissing(key)
     tag = _quoted(etag or stat.etag)
@@ -177,9 +181,10 @@ async def stored_object_response(
     if method == "GET" and range_header and if_range_allows(if_range, tag, stat.last_modified):
         wanted = parse_range(range_header, size)
     if wanted is UNSATISFIABLE:
+        # No Cache-Control: a year-long "immutable" on an error answer is asking for trouble.
         return Response(status_code=416, headers={
-            **validators, "Accept-Ranges": "bytes", "Content-Range": f"bytes */{size}",
-            "Content-Length": "0"})
+            "ETag": tag, "Last-Modified": validators["Last-Modified"], "Accept-Ranges": "bytes",
+            "Content-Range": f"bytes */{size}", "Content-Length": "0"})
 
     if isinstance(wanted, tuple):
         first, last = wanted
@@ -195,8 +200,7 @@ async def stored_object_response(
 
     # Opened here, not inside the response: a missing object or an unreachable bucket still
     # becomes an error status instead of a 200 whose body breaks off.
-    chunks: Iterator[bytes] = await anyio.to_thread.run_sync(
-        lambda: storage.iter_range(key, first, last, CHUNK_SIZE))
+    chunks = storage.iter_range(key, first, last, CHUNK_SIZE)
     return StreamingResponse(_in_threadpool(chunks), status_code=status, headers=headers)
 
 

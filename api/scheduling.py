@@ -20,6 +20,7 @@ from sqlmodel import Session, select
 from api.errors import ApiError
 from herald import temporal as t
 from herald.ids import new_id
+from api.media_checks import media_problems
 from herald.schedule import NormalizedPost, Schedule, ScheduleProblem, check_posts_against_providers, parse_schedule
 from herald.settings import Settings
 from herald.timeparse import iso_ms
@@ -84,6 +85,7 @@ def validate(session: Session, workspace_id: str, body: Any, settings: Settings,
     # structure, accounts and provider limits together.
     accounts, account_problems = resolve_accounts(session, workspace_id, schedule)
     problems += account_problems + check_posts_against_providers(schedule)
+    problems += media_problems(session, settings, workspace_id, schedule)
     if problems:
         problems.sort(key=lambda p: _path_key(p.path))
         raise problem_error(problems)

@@ -58,13 +58,17 @@ def run_json(r: Run, settings: Settings) -> dict[str, Any]:
 
 
 def media_json(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A post's media as given, plus (once prepared) the asset it became and the rendition the
+    network receives (what was done to fit it: downscale, convert, transcode, ...)."""
     out = []
     for m in items:
-        local = m.get("local") or {}
+        r = m.get("rendition") or {}
         out.append({
-            "url": m.get("url"), "kind": local.get("kind") or m.get("kind"), "mime": local.get("mime") or m.get("mime"),
-            "size": local.get("size") or m.get("size"), "sha256": local.get("sha256"),
-            "originalFilename": m.get("filename") or local.get("filename"), "altText": m.get("altText"),
+            "url": m.get("url"), "kind": r.get("kind") or m.get("kind"), "mime": m.get("mime"),
+            "size": m.get("size"), "originalFilename": m.get("filename"), "altText": m.get("altText"),
+            "assetId": m.get("assetId"),
+            "rendition": ({k: r.get(k) for k in ("mime", "size", "width", "height", "duration", "actions")}
+                          if r else None),
         })
     return out
 

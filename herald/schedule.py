@@ -1568,6 +1568,11 @@ def check_posts_against_providers(schedule: Schedule) -> list[ScheduleProblem]:
 _MEDIA_ITEM = re.compile(r"assets\[(\d+)\](.*)")
 
 
+def problem_path(post: NormalizedPost, relative: str) -> str:
+    """A post-relative field (``assets[1]``, ``settings.mediaFit``) -> its path in the schedule."""
+    return _post_path(post, relative)
+
+
 def _post_path(post: NormalizedPost, relative: str) -> str:
     """An adapter's post-relative field -> a schedule path (``assets[i]`` indexes ``media``)."""
     item = _MEDIA_ITEM.fullmatch(relative)

@@ -72,7 +72,6 @@ class Settings(BaseSettings):
     dev_publishers: int = 2
     # Concurrent activity-task polls of the publisher worker.
     publish_pollers: int = 40
-    max_media_download_bytes: int = 500 * 1024 * 1024
     max_concurrent_activities: int = 2000
     # Workflows kept in the worker's cache. Evicting a sleeping post means replaying its whole
     # history at wake-up, so keep it above the number of posts due close together.

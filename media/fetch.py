@@ -21,12 +21,14 @@ itself: the URL handed to httpx carries the IP literal, the ``Host`` header carr
 for https the ``sni_hostname`` request extension makes httpcore (``_async/connection.py``,
 ``_connect``: ``server_hostname = sni_hostname or origin host``) send the name as SNI and verify the
 certificate against the name, not the IP. httpx never resolves anything, so there is no second
-lookup an attacker's DNS server could answer differently. Each hop gets a fresh connection pool:
-httpcore pools by (scheme, IP, port), and a pooled TLS connection authenticated for one name must
-not carry a request for another name that happens to share the address.
+lookup an attacker's DNS server could answer differently. Each hop gets a fresh transport (so a
+fresh connection pool): httpcore pools by (scheme, IP, port), and a pooled TLS connection
+authenticated for one name must not carry a request for another name that shares the address.
+Requests go to the transport directly, not through ``httpx.AsyncClient``: no cookie jar, no auth,
+no redirect handling of its own, no environment proxies.
 
-Environment proxies are ignored on purpose: a proxy would do its own resolution and reach whatever
-it can reach, undoing the check.
+Environment proxies (HTTP_PROXY...) are ignored on purpose: a proxy would do its own resolution
+and reach whatever it can reach, undoing the check.
 """
 
 from __future__ import annotations
@@ -604,15 +606,20 @@ class _Fetch:
         }
         if cookies:
             headers["Cookie"] = cookies
-        extensions = {"sni_hostname": target.host} if target.https and target.literal is None else {}
+        extensions: dict = {"timeout": httpx.Timeout(self.timeout_seconds).as_dict()}
+        if target.https and target.literal is None:
+            extensions["sni_hostname"] = target.host
         last_error: Exception | None = None
         for address in addresses[:_MAX_ADDRESS_ATTEMPTS]:
-            pinned = target.url.copy_with(host=str(address))
-            async with httpx.AsyncClient(transport=self.transport_factory(), trust_env=False,
-                                         follow_redirects=False, timeout=self.timeout_seconds) as client:
-                request = client.build_request("GET", pinned, headers=headers, extensions=extensions)
+            pinned = httpx.Request("GET", target.url.copy_with(host=str(address)), headers=headers,
+                                   extensions=extensions)
+            # Straight to a transport, not through httpx.AsyncClient: the client would build its
+            # own redirect request from Location (and raise on odd ones before our checks could
+            # report them), keep a cookie jar across hops, and read proxy settings.
+            transport = self.transport_factory()
+            try:
                 try:
-                    response = await client.send(request, stream=True)
+                    response = await transport.handle_async_request(pinned)
                 except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                     last_error = exc
                     continue  # the next checked address, if the name has more
@@ -620,6 +627,7 @@ class _Fetch:
                     raise FetchError("timeout", f"{shown} did not answer in time") from None
                 except httpx.TransportError as exc:
                     raise FetchError("connect_failed", f"{shown}: {type(exc).__name__}") from None
+                response.request = pinned
                 try:
                     return await self.consume(target, response)
                 except httpx.TimeoutException:
@@ -629,6 +637,8 @@ class _Fetch:
                                      f"reading {shown}: {type(exc).__name__}") from None
                 finally:
                     await response.aclose()
+            finally:
+                await transport.aclose()
         if last_error is not None and _cert_rejected(last_error):
             raise FetchError("connect_failed", f"{target.host}'s TLS certificate was not accepted ({shown})",
                              retryable=False)

@@ -112,7 +112,7 @@ def previews(
 
 
 def _no_rules(profile: MediaProfile, what: str) -> MediaError:
-    network = profile.key.split("@", 1)[0].split(":", 1)[0]
+    network = profile.key.split(".", 1)[0]
     return MediaError("media_unfit", f"{network} does not accept {what}")
 
 
@@ -135,7 +135,7 @@ def plan(info: MediaInfo, profile: MediaProfile, fit: Fit | None) -> RenditionPl
     if profile.max_other_bytes is None:
         raise _no_rules(profile, what)
     if info.size > profile.max_other_bytes:
-        network = profile.key.split("@", 1)[0].split(":", 1)[0]
+        network = profile.key.split(".", 1)[0]
         raise MediaError(
             "media_unfit",
             f"the file is {info.size:,} bytes; {network} accepts {what} up to {profile.max_other_bytes:,} bytes",

@@ -168,9 +168,9 @@ def sniff_bytes(head: bytes) -> Sniffed | None:
 
 
 def _ftyp(head: bytes) -> Sniffed | None:
+    # Compatible brands run from offset 16 to the end of the box; a size below 16 (0 = "to the
+    # end of the file", 1 = a 64-bit size follows, which no real ftyp box needs) reads what we have.
     box_size = int.from_bytes(head[0:4], "big")
-    # size 1 means a 64-bit size follows; the brands still start at offset 8 in that case only
-    # for the major brand, so fall back to reading what we have.
     end = min(len(head), box_size if box_size >= 16 else len(head))
     major = head[8:12]
     compatible = [head[i : i + 4] for i in range(16, end - 3, 4)]

@@ -49,9 +49,10 @@ SIZE_BUDGET_SHARE = 0.92
 MIN_VIDEO_BITRATE = 150_000
 AUDIO_BITRATE = 128_000
 AUDIO_BITRATE_TIGHT = 64_000  # used when the whole budget is under 1 Mbit/s
-# x264 preset: on the 2-core boxes this runs on, "veryfast" encodes about 3x faster than "medium"
-# for ~10-15% more bytes at the same CRF. Renditions are one-off uploads re-encoded again by every
-# network, so wall-clock time (a queued post waits on it) matters more than a few percent of size.
+# x264 preset "veryfast": slower presets buy compression efficiency, not visible quality at a
+# given CRF, and every network re-encodes what we upload anyway, while a post may be waiting on
+# this rendition. Measured on the 2-core dev box, 10 s of 1080p30 -> 720p: medium 5.6-6.4 s,
+# veryfast 3.8-4.9 s (render_video end to end, with decode and audio: ~4x real time).
 X264_PRESET = "veryfast"
 X264_CRF = "23"
 STDERR_TAIL_LINES = 20
@@ -450,8 +451,10 @@ def _plan(info: MediaInfo, rules: VideoRules, fit: Fit | None) -> _VideoJob:
     elif rules.max_aspect is not None and aspect > rules.max_aspect * (1 + ASPECT_TOLERANCE):
         target_aspect = rules.max_aspect
     if target_aspect is not None:
-        bounds = f"{rules.min_aspect or 0:.2f}–{rules.max_aspect or math.inf:.2f}"
         if fit is None:
+            lo, hi = rules.min_aspect, rules.max_aspect
+            bounds = (f"from {lo:.2f} to {hi:.2f}" if lo and hi else f"of at least {lo:.2f}" if lo
+                      else f"of at most {hi:.2f}")
             raise _unfit(f"The video is {w}x{h} (aspect {aspect:.2f}); this network accepts aspect ratios "
                          f"{bounds} (width/height). Choose fit 'pad' or 'crop' to adapt it.")
         if fit == "pad":
@@ -558,7 +561,8 @@ def _plan(info: MediaInfo, rules: VideoRules, fit: Fit | None) -> _VideoJob:
 
     if transcode_video and ("h264" not in rules.video_codecs or "yuv420p" not in rules.pixel_formats):
         raise _unfit(f"This video needs re-encoding ({', '.join(reencode)}), but the network accepts only "
-                     f"{', '.join(rules.video_codecs)} / {', '.join(rules.pixel_formats)}; Herald produces H.264 yuv420p.")
+                     f"{', '.join(rules.video_codecs)} / {', '.join(rules.pixel_formats)}; "
+                     "Herald produces H.264 yuv420p.")
     out_mime = info.mime if not actions else _output_mime(rules, info)
     return _VideoJob(
         actions=tuple(actions), out_mime=out_mime, width=tw, height=th, transcode_video=transcode_video,
@@ -689,15 +693,17 @@ def render_video(path: str, info: MediaInfo, rules: VideoRules, fit: Fit | None,
                  tools: MediaTools, progress: Callable[[float], None] | None = None) -> RenditionResult:
     """Write the rendition of ``path`` that fits ``rules`` to ``out_path`` (H.264/AAC, yuv420p,
     faststart). ``progress(fraction)`` is called about twice a second while ffmpeg runs; raising
-    from it cancels: ffmpeg is killed and no partial file remains. A size-budgeted result over
-    ``max_bytes`` is re-encoded once at a lower rate, then refused (``media_unfit``)."""
+    from it cancels: ffmpeg is killed and no partial file remains (so does an exception raised
+    into this thread, as Temporal does for a cancelled threaded activity; an asyncio caller using
+    ``to_thread`` must raise from ``progress``, since a task's cancellation cannot reach a thread).
+    A result over ``max_bytes`` is re-encoded once at a lower rate, then refused (``media_unfit``).
+    Raises ``transcode_failed`` (with ffmpeg's last stderr lines) when ffmpeg fails."""
     job = _plan(info, rules, fit)
     os.makedirs(os.path.dirname(os.path.abspath(out_path)) or ".", exist_ok=True)
     partial = f"{out_path}.partial"
     if job.passthrough:
         shutil.copyfile(path, partial)
-        os.replace(partial, out_path)
-        return _result(out_path, info, job, tools, rules)
+        return _finish(partial, out_path, info, job, tools, rules)
 
     out_format, _ = _PRODUCIBLE[job.out_mime]
     encoder = h264_encoder(tools) if job.transcode_video else ""
@@ -708,31 +714,49 @@ def render_video(path: str, info: MediaInfo, rules: VideoRules, fit: Fit | None,
         size = os.path.getsize(partial)
         if not rules.max_bytes or size <= rules.max_bytes:
             break
-        if attempt == 2:
+        if attempt == 2 or not info.duration:
             _remove(partial)
-            raise _unfit(f"The rendition came out at {_mb(size)} even at a reduced bitrate; this network "
-                         f"accepts {_mb(rules.max_bytes)}. Shorten the video.")
-        # Over budget: re-encode at a rate scaled down by the overshoot, with 10% more room. A
-        # copy that grew past the limit (remux overhead) is re-encoded under the budget.
-        current = maxrate or int(size * 8 / (info.duration or 1))
+            raise _unfit(f"The rendition came out at {_mb(size)}"
+                         f"{' even at a reduced bitrate' if attempt == 2 else ''}; this network accepts "
+                         f"{_mb(rules.max_bytes)}. Shorten the video.")
+        # Over budget: re-encode at a rate scaled down by the overshoot, with 10% more room.
+        current = maxrate or int(size * 8 / info.duration)
         maxrate = int(current * rules.max_bytes / size * 0.9)
         if maxrate < MIN_VIDEO_BITRATE:
             _remove(partial)
             raise _unfit(f"The rendition came out at {_mb(size)}; fitting {_mb(rules.max_bytes)} would need under "
                          f"{_kbit(MIN_VIDEO_BITRATE)}bit/s. Shorten the video.")
         if not job.transcode_video:
-            job = replace(job, transcode_video=True, actions=(*job.actions, "shrink"), audio=(
-                "aac" if job.audio != "none" else "none"), audio_bitrate=AUDIO_BITRATE_TIGHT)
+            # A stream copy that grew past the limit (container overhead on a file just under
+            # it) is re-encoded under the budget instead.
+            odd = job.width % 2 or job.height % 2
+            job = replace(job, transcode_video=True, actions=(*job.actions, "shrink"),
+                          filters=(f"scale={_even_down(job.width)}:{_even_down(job.height)}",) if odd else (),
+                          audio="aac" if job.audio != "none" else "none", audio_bitrate=AUDIO_BITRATE_TIGHT,
+                          vbv_seconds=min(1.0, info.duration / 4))
             encoder = h264_encoder(tools)
-    os.replace(partial, out_path)
-    return _result(out_path, info, job, tools, rules)
+    return _finish(partial, out_path, info, job, tools, rules)
 
 
-def _result(out_path: str, source: MediaInfo, job: _VideoJob, tools: MediaTools, rules: VideoRules) -> RenditionResult:
-    out = probe_av(out_path, tools) if not job.passthrough else source
+def _finish(partial: str, out_path: str, source: MediaInfo, job: _VideoJob, tools: MediaTools,
+            rules: VideoRules) -> RenditionResult:
+    """Probe what ffmpeg wrote, write the cover, and only then move the file into place: a
+    rendition at ``out_path`` is always complete and readable."""
     cover = None
-    if rules.needs_cover:
-        cover = cover_frame(out_path, out, os.path.splitext(out_path)[0] + ".cover.jpg", tools)
+    try:
+        if job.passthrough:
+            out = source
+        else:
+            try:
+                out = probe_av(partial, tools)
+            except MediaError as exc:
+                raise MediaError("transcode_failed", f"ffmpeg wrote an unreadable rendition: {exc.message}") from exc
+        if rules.needs_cover:
+            cover = cover_frame(partial, out, os.path.splitext(out_path)[0] + ".cover.jpg", tools)
+        os.replace(partial, out_path)
+    except BaseException:
+        _remove(partial, *([cover] if cover else []))
+        raise
     mime = job.out_mime
     ext = _PRODUCIBLE[mime][1] if mime in _PRODUCIBLE else source.ext
     return RenditionResult(path=out_path, mime=mime, ext=ext, size=os.path.getsize(out_path), width=out.width,

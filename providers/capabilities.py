@@ -23,6 +23,12 @@ SETTINGS_FIELDS: dict[str, list[dict[str, Any]]] = {
     ],
 }
 
+# Settings of Herald's own (providers/http_media.py COMMON_SETTINGS), offered for every network.
+COMMON_FIELDS: list[dict[str, Any]] = [
+    {"id": "mediaFit", "type": "enum", "options": ["pad", "crop"],
+     "label": "Media whose aspect ratio the network refuses: pad or crop it instead of refusing the post"},
+]
+
 SHAPES: dict[str, list[str]] = {
     "discord": ["text", "images", "videos", "files", "thread"],
     "telegram": ["text", "image", "video", "document", "album", "reply"],
@@ -39,7 +45,7 @@ def capability(provider: str, account_id: str | None = None, status: str | None 
         "canPublish": can_publish,
         "shapes": SHAPES.get(provider, []),
         "media": limits,
-        "settings": SETTINGS_FIELDS.get(provider, []),
+        "settings": SETTINGS_FIELDS.get(provider, []) + COMMON_FIELDS,
     }
     if not can_publish:
         out["reason"] = f"account status is {status}"

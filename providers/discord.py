@@ -41,6 +41,8 @@ from providers.http_media import (
     PreparedRequest,
     expect_bool,
     json_body,
+    media_fit_problems,
+    kind_of,
     n,
     read_media,
     send_readonly,
@@ -173,7 +175,7 @@ class DiscordAdapter(Adapter):
     def check_post(cls, draft: PostDraft) -> list[Problem]:
         lim = cls.limits
         settings = draft.settings or {}
-        problems = unknown_settings(settings, SETTINGS, "discord")
+        problems = unknown_settings(settings, SETTINGS, "discord") + media_fit_problems(settings)
         text = draft.text or ""
         if len(text) > lim.max_text_chars:
             problems.append(Problem(
@@ -207,6 +209,9 @@ class DiscordAdapter(Adapter):
                 message=f"{n(len(draft.media))} files, discord allows {lim.max_media} attachments per message",
             ))
         for i, ref in enumerate(draft.media):
+            # Images and videos get a rendition within 10 MiB (providers/media_profiles.py).
+            if kind_of(ref) in ("image", "video"):
+                continue
             if ref.size is not None and ref.size > lim.max_file_bytes:
                 problems.append(Problem(
                     field=f"assets[{i}]",

@@ -87,8 +87,14 @@ def size_text(size: int, *, binary: bool) -> str:
     return f"{size / step:,.1f} {unit} ({n(size)} bytes)"
 
 
+# Settings every network takes, handled by Herald's media pipeline rather than an adapter:
+# mediaFit (pad | crop) lets a rendition pad or crop media whose aspect ratio the network refuses.
+COMMON_SETTINGS = ("mediaFit",)
+MEDIA_FITS = ("pad", "crop")
+
+
 def unknown_settings(settings: dict[str, Any], allowed: Iterable[str], provider: str) -> list[Problem]:
-    allowed = sorted(allowed)
+    allowed = sorted({*allowed, *COMMON_SETTINGS})
     return [
         Problem(
             field=f"settings.{key}",
@@ -97,6 +103,13 @@ def unknown_settings(settings: dict[str, Any], allowed: Iterable[str], provider:
         for key in settings
         if key not in allowed
     ]
+
+
+def media_fit_problems(settings: dict[str, Any]) -> list[Problem]:
+    fit = settings.get("mediaFit")
+    if fit is not None and fit not in MEDIA_FITS:
+        return [Problem(field="settings.mediaFit", message=f"must be one of {', '.join(MEDIA_FITS)}")]
+    return []
 
 
 def expect_bool(settings: dict[str, Any], key: str) -> list[Problem]:

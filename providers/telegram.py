@@ -41,6 +41,7 @@ from providers.http_media import (
     PreparedRequest,
     expect_bool,
     json_body,
+    media_fit_problems,
     kind_of,
     n,
     read_media,
@@ -169,7 +170,7 @@ class TelegramAdapter(Adapter):
     def check_post(cls, draft: PostDraft) -> list[Problem]:
         lim = cls.limits
         settings = draft.settings or {}
-        problems = unknown_settings(settings, SETTINGS, "telegram")
+        problems = unknown_settings(settings, SETTINGS, "telegram") + media_fit_problems(settings)
         parse_mode = settings.get("parseMode")
         if parse_mode is not None and parse_mode not in PARSE_MODES:
             problems.append(Problem(field="settings.parseMode", message=f"must be one of {', '.join(PARSE_MODES)}"))
@@ -202,6 +203,10 @@ class TelegramAdapter(Adapter):
             problems.append(Problem(field="assets", message=msg))
         for i, (ref, kind) in enumerate(zip(draft.media, kinds)):
             cap = lim.max_bytes_by_kind.get(kind, lim.max_file_bytes)
+            # Images and videos get a rendition that fits (providers/media_profiles.py); whether
+            # one can exist is decided by the media profile check, not by the original's size.
+            if kind in ("image", "video"):
+                continue
             if ref.size is not None and ref.size > cap:
                 what = "photos" if kind == "image" else "files"
                 problems.append(Problem(

@@ -3,16 +3,16 @@
 Errors (all carry a stable ``code`` and a ``message`` safe to show an API caller: it may name the
 caller's own key or part numbers, never a bucket, endpoint or credential)::
 
-    StorageError                 code          meaning
-    ├── InvalidKey               invalid_key   a key or prefix that is not a plain relative path
-    ├── ObjectMissing            object_missing
-    ├── InvalidRange             invalid_range a byte range that starts past the end
-    ├── StorageUnavailable       storage_unavailable  the backend could not be reached or refused us
-    └── MultipartError           multipart_error
-        ├── UploadNotFound       upload_not_found     unknown, completed or aborted upload id
-        ├── InvalidPartList      invalid_part_list    empty, out of order, gaps, bad part numbers
-        ├── InvalidPart          invalid_part         a listed part never uploaded, or its ETag differs
-        └── PartTooSmall         part_too_small       a part before the last under 5 MiB
+    StorageError            storage_error
+    ├── InvalidKey          invalid_key          not a plain relative key or prefix
+    ├── ObjectMissing       object_missing
+    ├── InvalidRange        invalid_range        a byte range starting past the end
+    ├── StorageUnavailable  storage_unavailable  backend unreachable, or it refused us
+    └── MultipartError      multipart_error
+        ├── UploadNotFound  upload_not_found     unknown, completed or aborted upload id
+        ├── InvalidPartList invalid_part_list    empty, out of order, gaps, bad numbers
+        ├── InvalidPart     invalid_part         a part never uploaded, or its ETag differs
+        └── PartTooSmall    part_too_small       a part before the last under 5 MiB
 
 The interface is synchronous on purpose: boto3 is, and so is file I/O. Async callers wrap each
 call in ``asyncio.to_thread`` (api/ranges.py streams through a thread the same way).
@@ -184,7 +184,7 @@ def check_completion(parts: list[tuple[int, str]],
             previous = f"after part {parts[index - 1][0]}" if index else "first"
             raise InvalidPartList(f"parts must be listed as 1..N in ascending order without gaps; "
                                   f"got part {number} {previous}")
-    last = len(parts)
+    sizes = []
     for number, etag in parts:
         versions = uploaded.get(number)
         if not versions:
@@ -192,7 +192,10 @@ def check_completion(parts: list[tuple[int, str]],
         size = versions.get(normalize_etag(etag))
         if size is None:
             raise InvalidPart(f"the ETag given for part {number} does not match the uploaded part")
-        if number != last and size < MIN_PART_SIZE:
+        sizes.append(size)
+    # Sizes last: a missing or wrong part is the more useful thing to hear about first.
+    for number, size in enumerate(sizes[:-1], start=1):
+        if size < MIN_PART_SIZE:
             raise PartTooSmall(f"part {number} is {size} bytes; every part but the last must be "
                                f"at least {MIN_PART_SIZE} bytes (5 MiB)")
 
@@ -217,8 +220,9 @@ class Storage(ABC):
 
     @abstractmethod
     def local_path(self, key: str) -> Path | None:
-        """The object's own file when it lives on this machine's disk (ObjectMissing when there
-        is none), or None when it does not (then use ``download_to``)."""
+        """Where the object's own file is when objects live on this machine's disk (whether or
+        not it exists: check, or open and handle FileNotFoundError), or None when they do not
+        (then use ``download_to``). Never write to it: writes go through put_*."""
 
     @abstractmethod
     def stat(self, key: str) -> ObjectStat | None: ...

@@ -212,10 +212,7 @@ class LocalStorage(Storage):
                 _atomic_write(Path(path), lambda out: shutil.copyfileobj(src, out, _COPY_CHUNK))
 
     def local_path(self, key: str) -> Path | None:
-        path = self._path(key)
-        if not path.is_file():
-            raise ObjectMissing(key)
-        return path
+        return self._path(key)
 
     def stat(self, key: str) -> ObjectStat | None:
         return self._stat_path(self._path(key))
@@ -316,6 +313,9 @@ class LocalStorage(Storage):
 
     def multipart_part_url(self, key: str, upload_id: str, part_number: int,
                            expires_seconds: int) -> str | None:
+        # Checked like S3Storage checks them, so a bad request fails the same way on both.
+        check_key(key)
+        check_part_number(part_number)
         return None  # nothing to PUT to but the API itself
 
     def multipart_put_part(self, key: str, upload_id: str, part_number: int, data: bytes) -> str:
@@ -361,6 +361,7 @@ class LocalStorage(Storage):
         try:
             with _os_errors():
                 check_completion(parts, self._uploaded_parts(directory))
+                mime = self._upload_mime(directory)
                 files = [directory / f"{n:05d}-{normalize_etag(etag)}.part" for n, etag in parts]
 
                 def assemble(out: IO[bytes]) -> str:
@@ -373,7 +374,7 @@ class LocalStorage(Storage):
                     return f'"{_md5_hex(digests)}-{len(files)}"'
 
                 etag = _atomic_write(target, assemble)
-                result = self._write_meta(target, etag, self._upload_mime(directory))
+                result = self._write_meta(target, etag, mime)
         except FileNotFoundError:
             # Aborted (or completed by a concurrent call) while we were assembling.
             raise UploadNotFound(upload_id) from None

@@ -51,7 +51,7 @@ def stack(tmp_path_factory) -> Stack:
     # (tests/test_api_guards.py checks them).
     extra = {"HERALD_ALLOW_PRIVATE_NETWORKS": "true", "HERALD_PUBLISH_LEAD_SECONDS": "5",
              "HERALD_RATE_LIMIT_READS": "100000/hour", "HERALD_RATE_LIMIT_PUBLISHING": "100000/hour",
-             "HERALD_RATE_LIMIT_AUTH": "10000/minute"}
+             "HERALD_RATE_LIMIT_AUTH": "10000/minute", "HERALD_RATE_LIMIT_MEDIA": "100000/hour"}
     try:
         with background_stack(root, extra) as s:
             yield Stack(api=s.api, sandbox=s.sandbox, key=s.key, data_dir=s.data_dir, env=s.env,

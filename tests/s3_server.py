@@ -20,6 +20,7 @@ Use from a test module::
 from __future__ import annotations
 
 import atexit
+import functools
 import os
 import subprocess
 import sys
@@ -28,12 +29,15 @@ import threading
 import time
 import uuid
 from contextlib import suppress
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import httpx
 import pytest
 
 from herald.dev import free_port
+
+if TYPE_CHECKING:
+    from storage.s3 import S3Storage
 
 ACCESS_KEY_ID = "herald-test-key"
 SECRET_ACCESS_KEY = "herald-test-secret-never-in-messages"
@@ -130,6 +134,7 @@ def moto_endpoint() -> str:
         return _server.url  # type: ignore[return-value]
 
 
+@functools.lru_cache(maxsize=4)
 def s3_client(endpoint: str):  # noqa: ANN201
     """A plain boto3 client for test setup and for checking what the bucket really holds."""
     import boto3
@@ -148,7 +153,7 @@ def s3_endpoint() -> str:
 
 
 @pytest.fixture
-def s3_storage(s3_endpoint: str) -> Iterator["S3Storage"]:  # noqa: F821
+def s3_storage(s3_endpoint: str) -> Iterator[S3Storage]:
     """An S3Storage on a fresh, empty bucket; the bucket and everything in it go afterwards
     (moto keeps objects in memory, so tests must not leave their megabytes behind)."""
     from storage.s3 import S3Storage

@@ -38,7 +38,8 @@ def pg_api(postgres_url, tmp_path):
     with serve_in_thread(create_app(settings)) as url:
         yield url, secrets
     with db.engine.begin() as conn:
-        for table in ("jobs", "post_attempts", "posts", "runs", "accounts", "connections", "api_keys", "workspaces"):
+        for table in ("post_assets", "asset_renditions", "media_tasks", "assets", "jobs", "post_attempts", "posts", "runs",
+                          "accounts", "connections", "api_keys", "workspaces"):
             conn.execute(sa.text(f"DELETE FROM {table}"))
     db.dispose()
 

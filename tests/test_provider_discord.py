@@ -105,12 +105,14 @@ def test_check_post_empty_and_media():
 
 
 def test_check_post_file_size():
-    ok = MediaRef(url="https://x/a.mp4", size=10 * 1024 * 1024)
-    big = MediaRef(url="https://x/b.mp4", size=10 * 1024 * 1024 + 1)
+    ok = MediaRef(url="https://x/a.zip", size=10 * 1024 * 1024)
+    big = MediaRef(url="https://x/b.zip", size=10 * 1024 * 1024 + 1)
     unknown = MediaRef(url="https://x/c.bin")
     assert check(text="hi", media=[ok, unknown]) == []
     problems = check(text="hi", media=[ok, big])
     assert problems == [("assets[1]", "10.0 MiB (10,485,761 bytes), discord allows 10 MiB per file")]
+    # A large video or photo is not refused here: Herald sends a rendition within 10 MiB.
+    assert check(text="hi", media=[MediaRef(url="https://x/v.mp4", size=90 * 1024 * 1024)]) == []
 
 
 def test_check_post_settings():

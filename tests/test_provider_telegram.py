@@ -138,21 +138,23 @@ def test_check_post_media_groups():
 
 
 def test_check_post_sizes():
-    assert check(text="t", media=refs("a.png", size=10_000_000)) == []
-    assert check(text="t", media=refs("a.png", size=10_000_001)) == [
-        ("assets[0]", "10.0 MB (10,000,001 bytes), telegram allows 10 MB for photos")
-    ]
-    assert check(text="t", media=refs("a.mp4", size=50_000_000)) == []
-    assert check(text="t", media=refs("a.mp4", "b.mp4", size=50_000_001))[1] == (
+    # Files sent as they are (documents, audio) are held to the upload limit here; photos and
+    # videos are not, since Herald makes a rendition that fits (the media profile check).
+    assert check(text="t", media=refs("a.pdf", size=50_000_000)) == []
+    assert check(text="t", media=refs("a.pdf", "b.pdf", size=50_000_001))[1] == (
         "assets[1]", "50.0 MB (50,000,001 bytes), telegram allows 50 MB for files"
     )
+    assert check(text="t", media=refs("a.png", size=30_000_000)) == []
+    assert check(text="t", media=refs("a.mp4", size=80_000_000)) == []
 
 
 def test_check_post_settings():
+    assert check(text="t", settings={"mediaFit": "pad"}) == []
+    assert check(text="t", settings={"mediaFit": "stretch"}) == [("settings.mediaFit", "must be one of pad, crop")]
     assert check(text="t", settings={"parseMode": "HTML", "silent": True, "disableLinkPreview": False}) == []
     problems = check(text="t", settings={"parse_mode": "HTML", "parseMode": "html", "silent": 1})
     assert [f for f, _ in problems] == ["settings.parse_mode", "settings.parseMode", "settings.silent"]
-    assert "unknown telegram setting 'parse_mode' (supported: disableLinkPreview, parseMode, silent)" == problems[0][1]
+    assert "unknown telegram setting 'parse_mode' (supported: disableLinkPreview, mediaFit, parseMode, silent)" == problems[0][1]
 
 
 def test_message_url():

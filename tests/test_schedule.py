@@ -769,14 +769,14 @@ def test_provider_settings_problems_are_mapped_to_settings_paths() -> None:
     raw = post(settings={"threadName": "launch", "colour": "red"})
     assert checked({"posts": [raw]}) == [
         "posts[0].settings.colour: unknown discord setting 'colour' "
-        "(supported: allowMentions, embeds, threadId, threadName)"
+        "(supported: allowMentions, embeds, mediaFit, threadId, threadName)"
     ]
 
 
 def test_media_problems_name_the_asset_or_the_media_link() -> None:
     big = 11 * 1024 * 1024
     raw = post(
-        assets=[{"url": "https://e.com/a.png"}, {"url": "https://e.com/b.png", "size": big}],
+        assets=[{"url": "https://e.com/a.png"}, {"url": "https://e.com/b.zip", "size": big}],
         media_link="https://e.com/c.png",
     )
     problems = checked({"posts": [raw]})
@@ -791,7 +791,7 @@ def test_media_problems_name_the_asset_or_the_media_link() -> None:
 
 
 def test_oversized_media_link_is_named_as_such() -> None:
-    raw = post(assets=["https://e.com/a.png"], media_link="https://e.com/b.png")
+    raw = post(assets=["https://e.com/a.png"], media_link="https://e.com/b.zip")
     schedule = parse_ok({"posts": [raw]})
     # Sizes are known only after download; simulate what the media step learns.
     schedule.posts[0].media[1].size = 11 * 1024 * 1024

@@ -28,7 +28,8 @@ def db(request, tmp_path) -> Database:
     yield database
     if request.param == "postgres":
         with database.engine.begin() as conn:
-            for table in ("jobs", "post_attempts", "posts", "runs", "accounts", "connections", "api_keys", "workspaces"):
+            for table in ("post_assets", "asset_renditions", "media_tasks", "assets", "jobs", "post_attempts", "posts", "runs",
+                          "accounts", "connections", "api_keys", "workspaces"):
                 conn.execute(sa.text(f"DELETE FROM {table}"))
     database.dispose()
 

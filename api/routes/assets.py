@@ -116,7 +116,7 @@ def _owned(session, caller, asset_id: str) -> Asset:  # noqa: ANN001
 async def _upload(body: AssetUploadRequest, caller: CallerDep, session: SessionDep, settings: SettingsDep,
                   temporal: TemporalDep) -> JSONResponse:
     filename = body.filename or body.name
-    content = body.contentBase64 or body.content_base64
+    content = body.contentBase64 if body.contentBase64 is not None else body.content_base64
     if not filename or content is None:
         missing = "filename" if not filename else "contentBase64"
         raise ApiError(422, "validation_error", f"{missing} is required", {"field": missing})
