@@ -83,6 +83,18 @@ class _RawProbe:
     rotation: int = 0  # clockwise degrees, multiple of 90
     audio_codec: str | None = None
     codecs: list[str] = field(default_factory=list)
+    tag_names: set[str] = field(default_factory=set)  # container and stream metadata keys
+
+
+# Metadata keys that say nothing about the person or place: container plumbing. Anything else
+# (phones write `location`, `com.apple.quicktime.location.ISO6709`, make, model, software...)
+# means the file is remuxed with its metadata dropped before it leaves (GPS never leaves).
+_PLUMBING_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder", "handler_name",
+                  "vendor_id", "language", "duration", "creation_time", "rotate", "encoder-eng"}
+
+
+def _has_personal_metadata(raw: "_RawProbe") -> bool:
+    return any(name.lower() not in _PLUMBING_TAGS for name in raw.tag_names)
 
 
 def probe_av(path: str, tools: MediaTools, sniffed: Sniffed | None = None) -> MediaInfo:
@@ -172,6 +184,7 @@ def _raw_from_ffprobe(data: dict[str, Any]) -> _RawProbe:
         duration=_number(fmt.get("duration")),
         bitrate=int(b) if (b := _number(fmt.get("bit_rate"))) else None,
         codecs=[s.get("codec_name") or "" for s in streams],
+        tag_names={*(fmt.get("tags") or {}), *(k for st in streams for k in (st.get("tags") or {}))},
     )
     video = next((s for s in streams if s.get("codec_type") == "video"
                   and not _is_cover_art(s.get("disposition"))), None)
@@ -223,6 +236,7 @@ def _probe_pyav(path: str, sniffed: Sniffed | None) -> _RawProbe:
             duration=_number(duration),
             bitrate=container.bit_rate or None,
             codecs=[s.codec_context.name if s.codec_context else "" for s in streams],
+            tag_names={*(container.metadata or {}), *(k for st in streams for k in (st.metadata or {}))},
         )
         if audio is not None:
             raw.audio_codec = audio.codec_context.name
@@ -340,7 +354,8 @@ def _to_media_info(raw: _RawProbe, *, size: int, faststart: bool | None, sniffed
     bitrate = raw.bitrate or (int(size * 8 / raw.duration) if raw.duration else None)
     info = MediaInfo(mime=mime, kind=kind, ext=ext, size=size, duration=raw.duration,
                      audio_codec=raw.audio_codec, has_audio=raw.audio_codec is not None,
-                     bitrate=bitrate, container=raw.format_name or None, faststart=faststart)
+                     bitrate=bitrate, container=raw.format_name or None, faststart=faststart,
+                     has_metadata=_has_personal_metadata(raw))
     if kind == "video":
         _check_dimensions(raw.coded_width, raw.coded_height)
         w, h = raw.coded_width, raw.coded_height
@@ -558,6 +573,10 @@ def _plan(info: MediaInfo, rules: VideoRules, fit: Fit | None) -> _VideoJob:
     is_mov = bool(info.container and set(info.container.split(",")) & _MOV_FAMILY)
     if rules.needs_faststart and container_ok and is_mov and info.faststart is not True and not transcode_video:
         actions.append("faststart")
+    # Every rendition is written without metadata; a file that would pass through unchanged is
+    # remuxed when it carries any (or when it is unknown whether it does).
+    if not actions and info.has_metadata is not False:
+        actions.append("strip_metadata")
 
     if transcode_video and ("h264" not in rules.video_codecs or "yuv420p" not in rules.pixel_formats):
         raise _unfit(f"This video needs re-encoding ({', '.join(reencode)}), but the network accepts only "

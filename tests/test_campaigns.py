@@ -1132,9 +1132,11 @@ def test_provider_problems_with_campaign_text_name_the_campaign_field() -> None:
 
 
 def test_provider_problems_with_campaign_media_name_the_campaign_field() -> None:
-    eleven = [f"https://e.com/{i}.png" for i in range(10)]
+    # Documents (zip): sent as they are, so their size is checked here (photos and videos get
+    # a rendition that fits instead).
+    eleven = [f"https://e.com/{i}.zip" for i in range(10)]
     data = body(campaign(target("discord:1", [{"text": "a"}]), assets=eleven,
-                         media_link="https://e.com/x.png"))
+                         media_link="https://e.com/x.zip"))
     schedule = parse_ok(data)
     assert [str(p) for p in check_posts_against_providers(schedule)] == [
         "campaigns[0].assets: 11 files, discord allows 10 attachments per message"

@@ -316,7 +316,7 @@ def test_probe_av_through_ffprobe_code_path(clips, tools, tmp_path: Path):
 def _info(**kw) -> MediaInfo:
     base = dict(mime="video/mp4", kind="video", ext="mp4", size=5_000_000, width=1280, height=720, duration=10.0,
                 video_codec="h264", audio_codec="aac", pixel_format="yuv420p", fps=30.0, bitrate=4_000_000,
-                has_audio=True, container="mov,mp4,m4a,3gp,3g2,mj2", faststart=True)
+                has_audio=True, container="mov,mp4,m4a,3gp,3g2,mj2", faststart=True, has_metadata=False)
     return MediaInfo(**{**base, **kw})
 
 
@@ -339,6 +339,32 @@ def test_plan_remux_only_for_faststart_or_container():
     # Only the audio is wrong: the video stream is copied.
     job = video._plan(_info(audio_codec="opus"), VideoRules(), None)
     assert job.actions == ("transcode audio opus->aac",) and not job.transcode_video and job.audio == "aac"
+
+
+def test_plan_strips_metadata_before_it_leaves():
+    # A conforming clip that carries metadata (or may: unknown) is remuxed without it.
+    assert plan_video(_info(has_metadata=True), VideoRules(), None).actions == ["strip_metadata"]
+    assert plan_video(_info(has_metadata=None), VideoRules(), None).actions == ["strip_metadata"]
+    assert plan_video(_info(has_metadata=False), VideoRules(), None).passthrough
+
+
+def test_phone_location_never_leaves_in_a_rendition(tools: MediaTools, clips: dict[str, str], tmp_path: Path):
+    import av
+
+    tagged = str(tmp_path / "phone.mp4")
+    _ff(tools, "-i", clips["fast.mp4"], "-c", "copy", "-metadata", "location=+48.8577+002.2950/",
+        "-metadata", "make=HeraldPhone", "-movflags", "+faststart+use_metadata_tags", tagged)
+    info = probe_av(tagged, tools)
+    assert info.has_metadata is True
+    clean = probe_av(clips["fast.mp4"], tools)
+    assert clean.has_metadata is False and plan_video(clean, VideoRules(), None).passthrough
+    out = str(tmp_path / "out.mp4")
+    result = render_video(tagged, info, VideoRules(), None, out, tools)
+    assert result.actions == ("strip_metadata",)
+    with av.open(out) as c:
+        tags = {k.lower() for k in c.metadata} | {k.lower() for st in c.streams for k in st.metadata}
+    assert not {"location", "make"} & tags, tags
+    assert probe_av(out, tools).video_codec == "h264"
 
 
 def test_plan_transcode_for_codec_pixel_format_and_container():
