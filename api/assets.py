@@ -122,12 +122,13 @@ def _part_signature(settings: Settings, asset_id: str, upload_id: str, part: int
 def signed_part_url(settings: Settings, asset_id: str, upload_id: str, part: int) -> str:
     expires = int(time.time()) + PART_URL_SECONDS
     sig = _part_signature(settings, asset_id, upload_id, part, expires)
-    return (f"{settings.api_base}/v1/assets/upload/{asset_id}/parts/{part}"
+    return (f"{settings.api_base}/uploads/{asset_id}/parts/{part}"
             f"?uploadId={upload_id}&expires={expires}&signature={sig}")
 
 
 def check_part_signature(settings: Settings, asset_id: str, upload_id: str, part: int, expires: int,
                          signature: str) -> None:
     expected = _part_signature(settings, asset_id, upload_id, part, expires)
-    if not hmac.compare_digest(expected, signature) or expires < time.time():
+    # compare_digest on bytes: a str with non-ASCII characters would raise instead of failing.
+    if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")) or expires < time.time():
         raise ApiError(403, "invalid_signature", "the part URL is invalid or expired; sign the part again")

@@ -2,7 +2,7 @@
 
 The multipart routes exist under /v1/assets/upload/... for API keys and under the dashboard
 paths. With S3 storage a signed part URL goes straight to the bucket; with local storage it
-points back at this API (PUT .../parts/{n}, authorised by the URL's HMAC signature instead of
+points back at this API (PUT /uploads/{assetId}/parts/{n}, authorised by the URL's HMAC signature instead of
 an API key, like a presigned S3 URL).
 """
 
@@ -20,7 +20,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from api import assets as intake
-from api.deps import CallerDep, SessionDep, SettingsDep, TemporalDep
+from api.deps import CallerDep, SessionDep, SettingsDep, TemporalDep, get_temporal
 from api.errors import ApiError, not_found
 from api.rate_limits import limited
 from api.serializers import asset_json
@@ -313,10 +313,13 @@ async def _sign_part(asset_id: str, body: PartRequest, caller, session, settings
             "url": url, "expiresIn": intake.PART_URL_SECONDS}
 
 
-async def _complete(asset_id: str, body: CompleteRequest, caller, session, settings, temporal) -> JSONResponse:  # noqa: ANN001
+async def _complete(asset_id: str, body: CompleteRequest, caller, session, settings, request) -> JSONResponse:  # noqa: ANN001
     from storage import StorageError
 
     asset = _uploading(session, caller, asset_id, body.uploadId)
+    # Temporal is needed only after the caller is known to own the upload (an outage then
+    # answers 503 before the parts are assembled, and the upload stays resumable).
+    temporal = await get_temporal(request)
     if not body.parts:
         raise ApiError(422, "validation_error", "parts must list every uploaded part", {"field": "parts"})
     parts = sorted((p.PartNumber, p.ETag) for p in body.parts)
@@ -365,9 +368,9 @@ for prefix, label in (("/v1/assets/upload", ""), ("/v1/dashboard/assets/upload",
 
         @router.post(f"{prefix}/{{asset_id}}/complete", dependencies=[limited("media")], name=f"{label}complete")
         async def complete(asset_id: str, body: CompleteRequest, caller: CallerDep, session: SessionDep,
-                           settings: SettingsDep, temporal: TemporalDep) -> JSONResponse:
+                           settings: SettingsDep, request: Request) -> JSONResponse:
             """Assemble the parts (ascending, with their ETags); the asset then processes."""
-            return await _complete(asset_id, body, caller, session, settings, temporal)
+            return await _complete(asset_id, body, caller, session, settings, request)
 
         @router.post(f"{prefix}/{{asset_id}}/abort", dependencies=[limited("media")], name=f"{label}abort")
         async def abort(asset_id: str, body: AbortRequest, caller: CallerDep, session: SessionDep,
@@ -378,7 +381,7 @@ for prefix, label in (("/v1/assets/upload", ""), ("/v1/dashboard/assets/upload",
     _routes()
 
 
-@router.put("/v1/assets/upload/{asset_id}/parts/{part_number}", include_in_schema=True)
+@router.put("/uploads/{asset_id}/parts/{part_number}", include_in_schema=True)
 async def put_part(asset_id: str, part_number: int, request: Request, session: SessionDep, settings: SettingsDep,
                    uploadId: Annotated[str, Query(max_length=1024)],
                    expires: Annotated[int, Query(ge=0, le=2**53)],

@@ -67,7 +67,8 @@ async def _serve(request: Request, settings, key: str, mime: str, filename: str,
     return response
 
 
-@router.api_route("/media/{asset_id}/{token}/{filename}", methods=["GET", "HEAD"], include_in_schema=True)
+@router.get("/media/{asset_id}/{token}/{filename}", operation_id="deliver_asset")
+@router.head("/media/{asset_id}/{token}/{filename}", operation_id="deliver_asset_head")
 async def deliver_asset(asset_id: str, token: str, filename: str, request: Request, session: SessionDep,
                         settings: SettingsDep, range: Annotated[Optional[str], Header()] = None,
                         if_none_match: Annotated[Optional[str], Header()] = None) -> Response:
@@ -80,7 +81,8 @@ async def deliver_asset(asset_id: str, token: str, filename: str, request: Reque
                         if_none_match)
 
 
-@router.api_route("/media/{asset_id}/{token}/previews/{name}", methods=["GET", "HEAD"], include_in_schema=True)
+@router.get("/media/{asset_id}/{token}/previews/{name}", operation_id="deliver_preview")
+@router.head("/media/{asset_id}/{token}/previews/{name}", operation_id="deliver_preview_head")
 async def deliver_preview(asset_id: str, token: str, name: str, request: Request, session: SessionDep,
                           settings: SettingsDep, range: Annotated[Optional[str], Header()] = None,
                           if_none_match: Annotated[Optional[str], Header()] = None) -> Response:
