@@ -332,6 +332,14 @@ class MediaActivities:
 
     def _resolve_assets(self, post: Post, items: list[dict]) -> list[tuple[str, str | None]]:
         """(asset id, URL to fetch or None) per item; creates URL assets and PostAsset links."""
+        for _ in range(3):
+            try:
+                return self._resolve_assets_once(post, items)
+            except IntegrityError:
+                continue  # a concurrent post created the same URL asset first: use theirs
+        return self._resolve_assets_once(post, items)
+
+    def _resolve_assets_once(self, post: Post, items: list[dict]) -> list[tuple[str, str | None]]:
         out: list[tuple[str, str | None]] = []
         with self.db.write_session() as s:
             for index, item in enumerate(items):
@@ -361,12 +369,7 @@ class MediaActivities:
                     out.append((asset_id, url))
                 if s.get(PostAsset, (post.id, asset_id)) is None:
                     s.add(PostAsset(post_id=post.id, asset_id=asset_id, workspace_id=post.workspace_id))
-                try:
-                    s.flush()
-                except IntegrityError:
-                    # A concurrent post created the same URL asset: use theirs.
-                    s.rollback()
-                    return self._resolve_assets(post, items)
+                s.flush()
             s.commit()
         return out
 

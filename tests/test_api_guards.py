@@ -124,3 +124,26 @@ def test_disabled_limits_never_answer_429(tmp_path) -> None:
     with serve_in_thread(create_app(settings)) as url, _client(url, secret) as c:
         assert {c.post("/v1/keys/validate").status_code for _ in range(3)} == {200}
 
+
+
+def test_asset_limits_answer_4xx_before_anything_is_stored(tmp_path) -> None:
+    import base64
+
+    settings = _settings(tmp_path, max_asset_bytes=1000)
+    (secret, _) = _workspace_with_keys(settings)
+    with serve_in_thread(create_app(settings)) as url, _client(url, secret) as c:
+        big = {"filename": "a.png", "contentBase64": base64.b64encode(b"x" * 1001).decode()}
+        body = _is_error(c.post("/v1/assets/upload", json=big), 413, "payload_too_large")
+        assert body["details"]["limitBytes"] == 1000
+        body = _is_error(c.post("/v1/assets/upload/initiate", json={"filename": "v.mp4", "size": 5000}), 413,
+                         "payload_too_large")
+        assert body["details"]["limitBytes"] == 1000
+        _is_error(c.post("/v1/media/prepare", json={"urls": ["https://e.com/a.png"] * 11}), 422, "too_many_urls")
+        _is_error(c.post("/v1/media/prepare", json={"urls": ["file:///etc/passwd"]}), 422, "validation_error")
+        _is_error(c.post("/v1/assets", json={"objectKey": "other-ws/x.png"}), 422, "validation_error")
+        # A valid upload while Temporal is down: 503, and nothing stored or listed.
+        ok = {"filename": "a.png", "contentBase64": base64.b64encode(b"x" * 10).decode()}
+        _is_error(c.post("/v1/assets/upload", json=ok), 503, "temporal_unavailable")
+        assert c.get("/v1/assets").json()["total"] == 0
+        assert c.get("/health").json()["details"]["maxAssetBytes"] == 1000
+    assert not [p for p in (tmp_path / "storage").rglob("*") if p.is_file()]

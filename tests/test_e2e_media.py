@@ -67,6 +67,11 @@ def media_src(stack: Stack) -> Path:
     _clip(src / "clip.webm", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=2",
           "-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-c:v", "libvpx-vp9", "-b:v", "200k",
           "-deadline", "realtime", "-cpu-used", "8", "-c:a", "libopus", "-shortest")
+    # Lossless noise: about 20 MB for 2 s, over Discord's 10 MiB, so it must be re-encoded to fit.
+    _clip(src / "big.mp4", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=2,noise=alls=40:allf=t",
+          "-f", "lavfi", "-i", "sine=frequency=300:duration=2", "-c:v", "libx264", "-preset", "ultrafast",
+          "-qp", "0", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")
+    assert (src / "big.mp4").stat().st_size > 10 * 1024 * 1024
     return src
 
 
@@ -172,6 +177,10 @@ def test_prepare_task_fetches_urls_and_reports_failures(stack: Stack, api: httpx
     files = {f["original_url"]: f for f in done["files"]}
     assert files[urls[0]]["type"] == "image" and files[urls[0]]["size"] == (media_src / "photo.jpg").stat().st_size
     assert files[urls[1]]["type"] == "video" and files[urls[1]]["duration"] == pytest.approx(2.0, abs=0.2)
+    clip = api.get(f"/v1/assets/{files[urls[1]]['asset_id']}").json()["asset"]
+    assert (clip["width"], clip["height"], clip["media"]["video_codec"]) == (320, 240, "vp9")
+    poster = httpx.get(clip["preview"]["poster"])
+    assert poster.status_code == 200 and poster.headers["content-type"] == "image/jpeg"
     prepared = httpx.get(files[urls[0]]["prepared_url"])
     assert prepared.status_code == 200 and prepared.content == (media_src / "photo.jpg").read_bytes()
     failures = {f["original_url"]: f for f in done["failures"]}
@@ -204,12 +213,13 @@ def test_renditions_fit_telegram_and_discord(stack: Stack, api: httpx.Client, me
         {"account": telegram["handle"], "text": "tg video", "publish_at": t1, "media_link": f"{stack.media}/clip.webm"},
         {"account": telegram["handle"], "text": "tg pano", "publish_at": t1, "assets": [pano["publicUrl"]],
          "settings": {"mediaFit": "pad"}},
+        {"account": discord["handle"], "text": "dc video", "publish_at": t1, "media_link": f"{stack.media}/big.mp4"},
     ]
     r = api.post("/v1/posts/apply", json={"posts": posts})
     assert r.status_code == 201, r.text
     ids = [p["id"] for p in r.json()["posts"]]
     done = [wait_post(api, pid, ("published", "failed"), timeout=120) for pid in ids]
-    assert [p["status"] for p in done] == ["published"] * 4, done
+    assert [p["status"] for p in done] == ["published"] * 5, done
 
     got = {d["text"]: d for d in deliveries(stack)}
     tg_photo = got["tg photo"]["media"][0]
@@ -225,6 +235,12 @@ def test_renditions_fit_telegram_and_discord(stack: Stack, api: httpx.Client, me
     assert video["media"][0]["mime"] == "video/mp4" and video["media"][0]["video"]["audioCodec"] == "aac"
     pad = got["tg pano"]["media"][0]["image"]
     assert max(pad["width"], pad["height"]) <= 20 * min(pad["width"], pad["height"])
+    dc_video = got["dc video"]["media"][0]
+    assert dc_video["size"] <= 10 * 1024 * 1024 and dc_video["video"]["codec"] == "h264"
+    assert dc_video["video"]["duration"] == pytest.approx(2.0, abs=0.2)
+    # The post says what was done to fit each network.
+    actions = done[4]["assets"][0]["rendition"]["actions"]
+    assert any(a.startswith("shrink") for a in actions), actions
 
 
 def test_five_posts_of_one_video_transcode_it_once(stack: Stack, api: httpx.Client, media_src: Path,

@@ -20,7 +20,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from api import assets as intake
-from api.deps import CallerDep, SessionDep, SettingsDep, TemporalDep, get_temporal
+from api.deps import CallerDep, SessionDep, SettingsDep, get_temporal
 from api.errors import ApiError, not_found
 from api.rate_limits import limited
 from api.serializers import asset_json
@@ -114,7 +114,7 @@ def _owned(session, caller, asset_id: str) -> Asset:  # noqa: ANN001
 
 
 async def _upload(body: AssetUploadRequest, caller: CallerDep, session: SessionDep, settings: SettingsDep,
-                  temporal: TemporalDep) -> JSONResponse:
+                  request: Request) -> JSONResponse:
     filename = body.filename or body.name
     content = body.contentBase64 if body.contentBase64 is not None else body.content_base64
     if not filename or content is None:
@@ -129,8 +129,11 @@ async def _upload(body: AssetUploadRequest, caller: CallerDep, session: SessionD
     if not data:
         raise ApiError(422, "empty_file", "the file is empty (0 bytes)", {"field": "contentBase64"})
     mime = intake.claimed_mime(body.mime, filename)
+    purge_at = intake.purge_time(body.deleteAfter)
+    # Bad input is refused above whatever the state of Temporal; from here on it is needed.
+    temporal = await get_temporal(request)
     asset = intake.new_asset(settings, caller.workspace.id, filename, mime, "upload", size=len(data),
-                             purge_at=intake.purge_time(body.deleteAfter))
+                             purge_at=purge_at)
     asset.object_key = a.original_key(asset.workspace_id, asset.id, intake.ext_of(asset.original_filename, mime))
     storage = a.storage_for(settings)
     await asyncio.to_thread(storage.put_bytes, asset.object_key, data, mime or "application/octet-stream")
@@ -143,16 +146,16 @@ async def _upload(body: AssetUploadRequest, caller: CallerDep, session: SessionD
 
 @router.post("/v1/assets/upload", status_code=201, dependencies=[limited("media")])
 async def upload_asset(body: AssetUploadRequest, caller: CallerDep, session: SessionDep, settings: SettingsDep,
-                       temporal: TemporalDep) -> JSONResponse:
+                       request: Request) -> JSONResponse:
     """Upload a small file as base64; it is sniffed, probed and previewed, then `ready`."""
-    return await _upload(body, caller, session, settings, temporal)
+    return await _upload(body, caller, session, settings, request)
 
 
 @router.post("/v1/dashboard/assets/upload", status_code=201, dependencies=[limited("media")])
 async def dashboard_upload_asset(body: AssetUploadRequest, caller: CallerDep, session: SessionDep,
-                                 settings: SettingsDep, temporal: TemporalDep) -> JSONResponse:
+                                 settings: SettingsDep, request: Request) -> JSONResponse:
     """Dashboard alias of POST /v1/assets/upload."""
-    return await _upload(body, caller, session, settings, temporal)
+    return await _upload(body, caller, session, settings, request)
 
 
 # --- registration ---------------------------------------------------------------------------------
@@ -160,7 +163,7 @@ async def dashboard_upload_asset(body: AssetUploadRequest, caller: CallerDep, se
 
 @router.post("/v1/assets", status_code=201, dependencies=[limited("media")])
 async def register_asset(body: AssetRegistrationRequest, caller: CallerDep, session: SessionDep,
-                         settings: SettingsDep, temporal: TemporalDep) -> JSONResponse:
+                         settings: SettingsDep, request: Request) -> JSONResponse:
     """Register an object already in this deployment's storage (under the workspace's own
     prefix, `<workspaceId>/...`) or a public URL (fetched with the SSRF guard)."""
     url = body.publicUrl or body.url
@@ -194,6 +197,7 @@ async def register_asset(body: AssetRegistrationRequest, caller: CallerDep, sess
         asset = intake.new_asset(settings, caller.workspace.id, filename, intake.claimed_mime(body.mime, filename),
                                  "url", source_url=url, source_url_hash=a.url_hash(url))
         fetch_url = url
+    temporal = await get_temporal(request)
     session.add(asset)
     session.commit()
     await intake.start_processing(temporal, settings, session, asset, fetch_url)

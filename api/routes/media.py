@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import select
 
 from api.assets import start_processing
-from api.deps import CallerDep, SessionDep, SettingsDep, TemporalDep
+from api.deps import CallerDep, SessionDep, SettingsDep, get_temporal
 from api.errors import ApiError, error_body, not_found
 from api.rate_limits import limited
 from herald import assets as a
@@ -115,7 +115,7 @@ def _url_problem(url: Any) -> str | None:
 
 @router.post("/v1/media/prepare", status_code=202, dependencies=[limited("media")])
 async def prepare_media(body: PrepareRequest, caller: CallerDep, session: SessionDep, settings: SettingsDep,
-                        temporal: TemporalDep) -> JSONResponse:
+                        request: Request) -> JSONResponse:
     """Fetch and process up to 10 media URLs (Google Drive and Dropbox share links work);
     poll GET /v1/media/status/{taskId}."""
     if not body.urls:
@@ -127,6 +127,7 @@ async def prepare_media(body: PrepareRequest, caller: CallerDep, session: Sessio
                 if (p := _url_problem(u))]
     if problems:
         raise ApiError(422, "validation_error", problems[0]["message"], {"problems": problems})
+    temporal = await get_temporal(request)  # after validation: bad input is a 4xx even in an outage
     items, started = [], []
     for url in body.urls:
         asset = Asset(id=new_id("asset"), workspace_id=caller.workspace.id, storage=settings.storage, origin="url",
