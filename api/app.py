@@ -14,7 +14,8 @@ from fastapi import FastAPI
 from api.body_limit import BodyLimitMiddleware
 from api.errors import install_error_handlers
 from api.rate_limits import RateLimits
-from api.routes import assets, campaigns, connections, dashboard, health, keys, media, posts, runs, schedules, workspace
+from api.routes import (assets, campaigns, connections, dashboard, health, keys, media, meta_webhooks, posts, runs,
+                        schedules, workspace)
 from herald.settings import Settings, get_settings
 from providers.base import GatedAsyncClient
 from store import keys as key_store
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
-    for module in (health, keys, workspace, connections, schedules, campaigns, runs, posts, dashboard, assets, media):
+    for module in (health, keys, workspace, connections, schedules, campaigns, runs, posts, dashboard, assets, media,
+                   meta_webhooks):
         app.include_router(module.router)
     return app

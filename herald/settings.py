@@ -119,6 +119,15 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = 60.0
     sweep_overdue_seconds: float = 600.0
 
+    # Fault injection for chaos/api_crash.py: the API process exits (os._exit, no cleanup) right
+    # after an apply's transaction commits and before its RunWorkflow is started, so the safety-net
+    # sweep has runs to repair. Development and chaos runs only: production refuses it.
+    fault_exit_after_run_write: bool = False
+
+    # Meta app secret(s), comma-separated (Facebook, Instagram and Threads apps may differ): verify
+    # the signed_request of Meta's deauthorize and data-deletion callbacks (/webhooks/meta/...).
+    meta_app_secret: str | None = None
+
     log_level: str = "INFO"
 
     @model_validator(mode="after")
@@ -144,6 +153,9 @@ class Settings(BaseSettings):
             if self.allow_private_networks:
                 raise ValueError("HERALD_ALLOW_PRIVATE_NETWORKS is for development and tests only; "
                                  "it must be off in production")
+            if self.fault_exit_after_run_write:
+                raise ValueError("HERALD_FAULT_EXIT_AFTER_RUN_WRITE crashes the API on every apply (chaos "
+                                 "scenarios only); it must be off in production")
             if not self.database_url:
                 raise ValueError("DATABASE_URL (or HERALD_DATABASE_URL) is required in production")
         return self

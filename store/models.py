@@ -279,3 +279,18 @@ class MediaTask(SQLModel, table=True):
     # [{url, assetId}] in request order; progress and results are read from the assets.
     items: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class DataDeletionRequest(SQLModel, table=True):
+    """A person's request, through a network's callback (Meta's data-deletion webhook), to delete
+    what Herald holds about them. The code is what they were given to check the status; only a
+    hash of their network user id is kept."""
+
+    __tablename__ = "data_deletion_requests"
+    id: str = Field(primary_key=True, max_length=40)  # the confirmation code
+    network: str = Field(max_length=20)  # meta
+    user_id_hash: str = Field(max_length=64, index=True)
+    status: str = Field(default="completed", max_length=20)
+    accounts: int = 0
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    completed_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)

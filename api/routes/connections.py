@@ -9,6 +9,7 @@ from typing import Annotated, Any, Optional
 from fastapi import APIRouter, Body, Request
 from sqlmodel import select
 
+from api import account_lifecycle
 from api.deps import CallerDep, SessionDep
 from api.errors import ApiError, not_found
 from api.routes.workspace import account_health
@@ -17,7 +18,7 @@ from herald.crypto import CredentialCipher
 from herald.ids import new_id
 from providers import ADAPTERS, UnknownProvider, get_adapter_class
 from providers.base import AuthExpired, ProviderError, ProviderUnavailable, RateLimited
-from providers.capabilities import SETTINGS_FIELDS, capability
+from providers.capabilities import COMMON_FIELDS, SETTINGS_FIELDS, capability
 from store.models import Account, Connection
 
 router = APIRouter(prefix="/v1", tags=["connections"])
@@ -155,7 +156,7 @@ def account_capabilities(account_id: str, caller: CallerDep, session: SessionDep
 def account_settings(account_id: str, caller: CallerDep, session: SessionDep) -> dict:
     """Provider settings fields a post to this account may carry."""
     a = _account(session, caller, account_id)
-    fields = SETTINGS_FIELDS.get(a.provider, [])
+    fields = SETTINGS_FIELDS.get(a.provider, []) + COMMON_FIELDS
     return {"ok": True, "publishSettings": {
         "supported": bool(fields), "target": {"provider": a.provider, "accountType": a.account_type},
         "fields": fields,
@@ -166,15 +167,7 @@ def account_settings(account_id: str, caller: CallerDep, session: SessionDep) ->
 def disconnect_account(account_id: str, caller: CallerDep, session: SessionDep, request: Request) -> dict:
     """Disconnect an account: its credentials are erased; its scheduled posts will fail clearly."""
     a = _account(session, caller, account_id)
-    a.status = "disconnected"
-    a.credentials_encrypted = CredentialCipher(request.app.state.settings.secret_key).encrypt({})
-    a.updated_at = datetime.now(timezone.utc)
-    session.add(a)
-    conn = session.get(Connection, a.connection_id) if a.connection_id else None
-    if conn is not None:
-        conn.status = "disconnected"
-        conn.updated_at = a.updated_at
-        session.add(conn)
+    conn = account_lifecycle.disconnect(session, a, request.app.state.settings.secret_key)
     session.commit()
     if conn is None:
         conn = Connection(id=a.connection_id or "", workspace_id=a.workspace_id, provider=a.provider, status="disconnected")
