@@ -39,3 +39,10 @@ def test_s3_storage_needs_a_bucket() -> None:
     assert Settings(storage="s3", s3_bucket="media").s3_bucket == "media"
     with pytest.raises(ValidationError):
         Settings(storage="ftp")
+
+
+def test_production_refuses_the_api_crash_fault_hook() -> None:
+    with pytest.raises(ValidationError) as info:
+        Settings(**PROD, fault_exit_after_run_write=True)
+    assert "HERALD_FAULT_EXIT_AFTER_RUN_WRITE" in str(info.value)
+    assert Settings(fault_exit_after_run_write=True).fault_exit_after_run_write  # development allows it

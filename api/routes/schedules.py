@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
@@ -53,6 +54,10 @@ async def apply_schedule(request: Request, caller: CallerDep, session: SessionDe
             raise ApiError(409, "conflict", "the run could not be stored; retry the request")
         return await _duplicate(request, session, settings, existing, body_hash)
     if run.mode == "scheduled":
+        if settings.fault_exit_after_run_write:
+            # Chaos fault injection (chaos/api_crash.py): die between the commit and the start,
+            # with no cleanup, so only the safety-net sweep can start this run.
+            os._exit(70)
         try:
             client = await get_temporal(request)
             await start_run_workflow(client, settings, run, posts, jobs)
