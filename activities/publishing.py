@@ -14,7 +14,8 @@ from datetime import datetime, timezone
 
 import httpx
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from herald.contracts import (
     PublishInput,
@@ -24,10 +25,12 @@ from herald.contracts import (
 )
 from herald.assets import storage_for
 from herald.crypto import CredentialCipher
+from herald import failures
 from herald.failures import not_publishable, to_application_error
 from herald.settings import Settings
 from providers import get_adapter_class
 from providers.base import Adapter, MediaFile, ProviderError, PublishRequest
+from storage import ObjectMissing, StorageUnavailable
 from store.db import Database
 from store.models import Account, Post
 
@@ -100,11 +103,21 @@ class PublishActivities:
         if early < 1.0 and inp.attempt_no == 1:
             # Started too late to hold: the lead window was consumed by queueing upstream.
             log.warning("publish of %s started %.2f s before its time (attempt %d)", inp.post_id, early, inp.attempt_no)
-        post, account = await asyncio.to_thread(self._load, inp.post_id, True)
-        if post.status == "canceled":
-            raise not_publishable("canceled", "the post was canceled")
+        try:
+            post, account = await asyncio.to_thread(self._load, inp.post_id, True)
+            if post.status == "canceled":
+                raise not_publishable("canceled", "the post was canceled")
+            media = await asyncio.to_thread(self._media_files, post) if post.media else []
+        except ObjectMissing:
+            raise not_publishable("media_unavailable", "a prepared media file is gone from storage") from None
+        except (OperationalError, InterfaceError, StorageUnavailable) as exc:
+            # The store or the object storage is down (a restart): nothing was sent, so the workflow backs off
+            # and tries again. The driver's message names hosts and ports: it stays in the log.
+            log.warning("publish of %s: store unavailable (%s)", inp.post_id, exc)
+            raise ApplicationError("the store is unavailable; nothing was sent", "store_unavailable", None, None,
+                                   type=failures.PROVIDER_UNAVAILABLE, non_retryable=True,
+                                   category=ApplicationErrorCategory.BENIGN) from None
         credentials = self.cipher.decrypt(account.credentials_encrypted)
-        media = await asyncio.to_thread(self._media_files, post) if post.media else []
         request = PublishRequest(
             post_id=post.id,
             text=post.description,

@@ -5,6 +5,7 @@ and the API, each started with herald.dev's own commands on free ports."""
 from __future__ import annotations
 
 import signal
+import subprocess
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -55,6 +56,16 @@ class ChaosStack:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
 
+    def stop(self, name: str, sig: signal.Signals = signal.SIGTERM, timeout: float = 30) -> None:
+        """Stop a process with `sig` and wait for it (SIGKILL if it outlives `timeout`)."""
+        proc = self.children[name].proc
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
     def restart(self, name: str) -> None:
         if self.children[name].proc.poll() is None:
             self.kill(name)
@@ -66,16 +77,22 @@ class ChaosStack:
 
 
 @contextmanager
-def chaos_stack(publishers: int = 2, extra_env: dict[str, str] | None = None) -> Iterator[ChaosStack]:
+def chaos_stack(publishers: int = 2, extra_env: dict[str, str] | None = None,
+                database_url: str | None = None) -> Iterator[ChaosStack]:
+    """`database_url`: the store for this stack and every child (else SQLite in the stack's data
+    directory, unless the environment names one)."""
     root = Path(tempfile.mkdtemp(prefix="herald-chaos-"))
     data_dir = root / "data"
     data_dir.mkdir()
     settings = Settings(
         data_dir=data_dir, temporal_port=free_port(), temporal_ui_port=free_port(), sandbox_port=free_port(),
         api_port=free_port(), rate_limits_enabled=False,
+        **({"database_url": database_url} if database_url else {}),
     )
     upgrade(settings.db_url)
     env = child_env(settings, data_dir) | {"HERALD_RATE_LIMITS_ENABLED": "false", "HERALD_LOG_LEVEL": "WARNING"}
+    if database_url:
+        env |= {"DATABASE_URL": database_url, "HERALD_DATABASE_URL": database_url}
     env |= extra_env or {}
     stack = ChaosStack(settings=settings, env=env, data_dir=data_dir)
     stack.commands = {
