@@ -125,7 +125,8 @@ def test_data_deletion_erases_and_answers_a_status_page(app) -> None:  # noqa: A
     assert status["status"] == "completed" and status["accounts"] == 3
     page = _account(db, ids["fb_page"])
     assert (page.status, page.display_name, page.external_id, page.meta) == ("disconnected", None, None, {"forgotten": True})
-    assert "9" not in page.handle and cipher.decrypt(page.credentials_encrypted) == {}
+    # The handle named the page ("facebook:page:9"); now it names only the row.
+    assert page.handle == f"facebook:forgotten-{ids['fb_page']}" and cipher.decrypt(page.credentials_encrypted) == {}
     other = _account(db, ids["someone_else"])
     assert (other.status, other.external_id, other.meta) == ("connected", "5", {"metaUserId": "999"})
     assert _account(db, ids["not_meta"]).external_id == "1234"
