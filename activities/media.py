@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import mimetypes
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -52,15 +51,6 @@ HEARTBEAT_SECONDS = 5.0
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _ext_for(mime: str | None, filename: str | None) -> str:
-    if filename and "." in filename:
-        ext = filename.rsplit(".", 1)[1].lower()
-        if ext.isalnum() and len(ext) <= 5:
-            return ext
-    guessed = mimetypes.guess_extension(mime or "") or ".bin"
-    return guessed.lstrip(".")
 
 
 def _outcome(asset: Asset) -> AssetOutcome:
@@ -171,7 +161,7 @@ class MediaActivities:
                     raise  # Temporal retries with backoff (MEDIA_ACTIVITY in workflows/media.py)
                 return await asyncio.to_thread(self._fail_asset, asset, f"fetch_{exc.code}", exc.message)
             filename = a.safe_filename(result.filename or asset.original_filename)
-            key = a.original_key(asset.workspace_id, asset.id, _ext_for(result.content_type, filename))
+            key = a.original_key(asset.workspace_id, asset.id, a.file_ext(filename, result.content_type))
             await asyncio.to_thread(self.storage.put_file, key, Path(result.path),
                                     result.content_type or "application/octet-stream")
         await asyncio.to_thread(
@@ -356,11 +346,8 @@ class MediaActivities:
                     asset_id = a.url_asset_id(post.workspace_id, url)
                     asset = s.get(Asset, asset_id)
                     if asset is None:
-                        asset = Asset(id=asset_id, workspace_id=post.workspace_id, storage=self.settings.storage,
-                                      origin="url", source_url=url, source_url_hash=a.url_hash(url),
-                                      original_filename=a.safe_filename(Path(url.split("?")[0]).name, "media"),
-                                      claimed_mime=item.get("mime"), delivery_token=a.new_delivery_token(),
-                                      status="processing")
+                        asset = a.new_url_asset(self.settings, post.workspace_id, url, item.get("mime"),
+                                                asset_id=asset_id)
                         s.add(asset)
                     elif asset.status == "failed":
                         # A new attempt (a retried post, a later post): the source may work now.
@@ -405,7 +392,7 @@ class MediaActivities:
                 asset, rendition = s.get(Asset, asset_id), s.get(AssetRendition, rendition_id)
                 assert asset is not None and rendition is not None
                 stem = Path(asset.original_filename).stem or "media"
-                ext = rendition.object_key.rsplit(".", 1)[-1] if not rendition.passthrough else _ext_for(asset.mime, asset.original_filename)
+                ext = rendition.object_key.rsplit(".", 1)[-1] if not rendition.passthrough else a.file_ext(asset.original_filename, asset.mime)
                 item.pop("local", None)
                 item["assetId"] = asset_id
                 item["rendition"] = {

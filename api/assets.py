@@ -23,7 +23,6 @@ from temporalio.client import Client
 from activities.media import run_asset_workflow
 from api.errors import ApiError
 from herald import assets as a
-from herald.ids import new_id
 from herald.settings import Settings
 from store.models import Asset
 
@@ -64,24 +63,6 @@ def claimed_mime(mime: str | None, filename: str) -> str | None:
             raise ApiError(422, "validation_error", f"mime {mime[:60]!r} is not a MIME type", {"field": "mime"})
         return mime
     return mimetypes.guess_type(filename)[0]
-
-
-def new_asset(settings: Settings, workspace_id: str, filename: str, mime: str | None, origin: str, **fields) -> Asset:
-    filename = a.safe_filename(filename)
-    return Asset(
-        id=new_id("asset"), workspace_id=workspace_id, storage=settings.storage, origin=origin,
-        original_filename=filename, claimed_mime=mime, mime=mime or "application/octet-stream",
-        kind=(mime or "").split("/")[0] if (mime or "").split("/")[0] in a.KINDS else "other",
-        delivery_token=a.new_delivery_token(), status="processing", **fields,
-    )
-
-
-def ext_of(filename: str, mime: str | None) -> str:
-    if "." in filename:
-        ext = filename.rsplit(".", 1)[1].lower()
-        if ext.isalnum() and len(ext) <= 5:
-            return ext
-    return (mimetypes.guess_extension(mime or "") or ".bin").lstrip(".")
 
 
 async def start_processing(client: Client, settings: Settings, session: Session, asset: Asset,

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -75,10 +74,6 @@ class Outcome:
     verdict: b.Verdict
     figures: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return self.verdict.ok and not self.problems
 
 
 # --- helpers --------------------------------------------------------------------------------------
@@ -446,13 +441,8 @@ def main() -> None:
     print(f"run time {time.monotonic() - started:.0f} s")
     for line in out.figures:
         print(" -", line)
-    print("| scenario | scheduled | published | failed (reasons) | duplicates | lost | store = workflows |")
-    print(out.verdict.row(f"{SCENARIO} ({args.crashes} of {args.runs} applies crashed; seed {args.seed})"))
-    for line in out.verdict.disagreements[:20]:
-        print("  disagreement:", line)
-    for line in out.problems:
-        print("  FAILED:", line)
-    sys.exit(0 if out.ok else 1)
+    b.report(f"{SCENARIO} ({args.crashes} of {args.runs} applies crashed; seed {args.seed})", out.verdict,
+             out.problems)
 
 
 if __name__ == "__main__":

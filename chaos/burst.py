@@ -4,6 +4,7 @@ Temporal: the verdict every fault scenario reports."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import time
 from collections import Counter
@@ -54,6 +55,24 @@ class Verdict:
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(self.reasons.items())) or "-"
         return (f"| {scenario} | {self.scheduled} | {self.published} | {self.failed} ({reasons}) | "
                 f"{self.duplicates} | {self.lost} | {'yes' if not self.disagreements else len(self.disagreements)} |")
+
+
+def report(scenario: str, verdict: Verdict, problems: list[str] = (), extras: Verdict | None = None) -> None:
+    """Print the scenario's table row and whatever went wrong, then exit: 0 when no post was
+    duplicated or lost, store and workflows agree, and the scenario's own checks passed."""
+    print("| scenario | scheduled | published | failed (reasons) | duplicates | lost | store = workflows |")
+    print(verdict.row(scenario))
+    verdicts = [verdict] + ([extras] if extras is not None else [])
+    for v in verdicts:
+        for line in v.duplicate_posts:
+            print("  duplicate:", line)
+        for line in v.disagreements[:20]:
+            print("  disagreement:", line)
+    for line in problems[:40]:
+        print("  problem:", line)
+    if len(problems) > 40:
+        print(f"  ... and {len(problems) - 40} more")
+    sys.exit(0 if all(v.ok for v in verdicts) and not problems else 1)
 
 
 def client(stack: ChaosStack) -> httpx.Client:

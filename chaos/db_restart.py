@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -48,10 +47,6 @@ class Outcome:
     checks: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)  # failed posts with their recorded reason
     problems: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return self.verdict.ok and self.extras.ok and not self.problems
 
 
 def _writer(c: httpx.Client, accounts: list[str], tag: str, due: datetime, fault_at: list[float],
@@ -215,16 +210,9 @@ def main() -> None:
         print(f"outcome_unknown failures the sandbox did receive (once): {out.verdict.unknown_delivered} "
               f"of {out.verdict.reasons['outcome_unknown']}")
     print(f"\n({time.monotonic() - started:.0f} s)")
-    print("| scenario | scheduled | published | failed (reasons) | duplicates | lost | store = workflows |")
     where = "its wake-ups" if args.during == "wake" else "the burst"
-    print(out.verdict.row(f"Postgres stopped (fast) during {where} for {args.down:.0f} s, restarted (seed {args.seed})"))
-    for line in out.verdict.duplicate_posts + out.extras.duplicate_posts:
-        print("  duplicate:", line)
-    for line in out.verdict.disagreements[:20] + out.extras.disagreements[:20]:
-        print("  disagreement:", line)
-    for line in out.problems:
-        print("  problem:", line)
-    sys.exit(0 if out.ok else 1)
+    b.report(f"Postgres stopped (fast) during {where} for {args.down:.0f} s, restarted (seed {args.seed})",
+             out.verdict, out.problems, out.extras)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -59,10 +58,6 @@ class Outcome:
     verdict: b.Verdict
     figures: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return self.verdict.ok and not self.problems
 
 
 def fault_plan(rng: random.Random, n: int, window: float, auth_webhook: str) -> list[Injection]:
@@ -255,15 +250,7 @@ def main() -> None:
     print(f"run time {time.monotonic() - started:.0f} s")
     for line in out.figures:
         print(" -", line)
-    print("| scenario | scheduled | published | failed (reasons) | duplicates | lost | store = workflows |")
-    print(out.verdict.row(f"{SCENARIO} (seed {args.seed})"))
-    for line in out.verdict.disagreements[:20]:
-        print("  disagreement:", line)
-    for line in out.problems[:40]:
-        print("  FAILED:", line)
-    if len(out.problems) > 40:
-        print(f"  ... and {len(out.problems) - 40} more")
-    sys.exit(0 if out.ok else 1)
+    b.report(f"{SCENARIO} (seed {args.seed})", out.verdict, out.problems)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import random
 import signal
-import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -37,10 +36,6 @@ class Outcome:
     answers: list[b.Answer] = field(default_factory=list)
     checks: list[str] = field(default_factory=list)  # what was verified around the outage
     problems: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return self.verdict.ok and self.extras.ok and not self.problems
 
 
 def run(n: int, window: float, down: float, seed: int, sig: signal.Signals) -> Outcome:
@@ -163,16 +158,8 @@ def main() -> None:
         print(f"outcome_unknown failures the sandbox did receive (once): {out.verdict.unknown_delivered} "
               f"of {out.verdict.reasons['outcome_unknown']}")
     print(f"\n({time.monotonic() - started:.0f} s)")
-    print("| scenario | scheduled | published | failed (reasons) | duplicates | lost | store = workflows |")
-    print(out.verdict.row(f"Temporal dev server stopped (SIG{args.signal.upper()}) mid-burst for {args.down:.0f} s, "
-                          f"restarted (seed {args.seed})"))
-    for line in out.verdict.duplicate_posts + out.extras.duplicate_posts:
-        print("  duplicate:", line)
-    for line in out.verdict.disagreements[:20] + out.extras.disagreements[:20]:
-        print("  disagreement:", line)
-    for line in out.problems:
-        print("  problem:", line)
-    sys.exit(0 if out.ok else 1)
+    b.report(f"Temporal dev server stopped (SIG{args.signal.upper()}) mid-burst for {args.down:.0f} s, "
+             f"restarted (seed {args.seed})", out.verdict, out.problems, out.extras)
 
 
 if __name__ == "__main__":

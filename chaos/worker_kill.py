@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import sys
 import time
 from datetime import datetime, timezone
 
@@ -51,11 +50,7 @@ def main() -> None:
     print(f"seed {args.seed}", flush=True)
     victims = args.victims.split(",")
     v = run(args.n, args.kills, args.seed, args.window, victims)
-    print("| scenario | scheduled | published | failed (reasons) | duplicates | lost | store = workflows |")
-    print(v.row(f"{SCENARIO} (victims: {', '.join(victims)}; seed {args.seed})"))
-    for line in v.disagreements[:20]:
-        print("  disagreement:", line)
-    sys.exit(0 if v.ok else 1)
+    b.report(f"{SCENARIO} (victims: {', '.join(victims)}; seed {args.seed})", v)
 
 
 if __name__ == "__main__":

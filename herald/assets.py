@@ -14,6 +14,7 @@ random (144 bits), so knowing an asset id alone reveals nothing.
 from __future__ import annotations
 
 import hashlib
+import mimetypes
 import re
 import secrets
 from datetime import datetime, timezone
@@ -21,8 +22,10 @@ from functools import lru_cache
 from pathlib import PurePosixPath
 from urllib.parse import quote, unquote, urlsplit
 
+from herald.ids import new_id
 from herald.settings import Settings
 from storage import Storage, make_storage
+from store.models import Asset
 
 # Statuses in which an asset's bytes are final (ready) or will never be (failed, deleted).
 TERMINAL_ASSET_STATUSES = ("ready", "failed", "deleted")
@@ -43,6 +46,39 @@ def safe_filename(name: str | None, default: str = "file") -> str:
     base = PurePosixPath((name or "").replace("\\", "/")).name
     base = re.sub(r"[^A-Za-z0-9._-]+", "_", base).strip("._")[:120]
     return base or default
+
+
+def file_ext(filename: str | None, mime: str | None) -> str:
+    """The file's own extension when it looks like one, else one for its MIME type, else bin."""
+    if filename and "." in filename:
+        ext = filename.rsplit(".", 1)[1].lower()
+        if ext.isalnum() and len(ext) <= 5:
+            return ext
+    return (mimetypes.guess_extension(mime or "") or ".bin").lstrip(".")
+
+
+def filename_from_url(url: str) -> str:
+    return safe_filename(url.split("?")[0].rstrip("/").rsplit("/", 1)[-1], "media")
+
+
+def new_asset(settings: Settings, workspace_id: str, filename: str, mime: str | None, origin: str, *,
+              asset_id: str | None = None, **fields: object) -> Asset:
+    """A new asset row, `processing`, with a fresh delivery token; kind and MIME type are the
+    claimed ones until processing sniffs the real ones."""
+    major = (mime or "").split("/")[0]
+    return Asset(
+        id=asset_id or new_id("asset"), workspace_id=workspace_id, storage=settings.storage, origin=origin,
+        original_filename=safe_filename(filename), claimed_mime=mime, mime=mime or "application/octet-stream",
+        kind=major if major in KINDS else "other", delivery_token=new_delivery_token(), status="processing",
+        **fields,
+    )
+
+
+def new_url_asset(settings: Settings, workspace_id: str, url: str, mime: str | None = None, *,
+                  asset_id: str | None = None) -> Asset:
+    """An asset whose bytes come from ``url`` (fetched by its AssetWorkflow)."""
+    return new_asset(settings, workspace_id, filename_from_url(url), mime, "url", asset_id=asset_id,
+                     source_url=url, source_url_hash=url_hash(url))
 
 
 def original_key(workspace_id: str, asset_id: str, ext: str) -> str:

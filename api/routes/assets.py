@@ -132,9 +132,9 @@ async def _upload(body: AssetUploadRequest, caller: CallerDep, session: SessionD
     purge_at = intake.purge_time(body.deleteAfter)
     # Bad input is refused above whatever the state of Temporal; from here on it is needed.
     temporal = await get_temporal(request)
-    asset = intake.new_asset(settings, caller.workspace.id, filename, mime, "upload", size=len(data),
+    asset = a.new_asset(settings, caller.workspace.id, filename, mime, "upload", size=len(data),
                              purge_at=purge_at)
-    asset.object_key = a.original_key(asset.workspace_id, asset.id, intake.ext_of(asset.original_filename, mime))
+    asset.object_key = a.original_key(asset.workspace_id, asset.id, a.file_ext(asset.original_filename, mime))
     storage = a.storage_for(settings)
     await asyncio.to_thread(storage.put_bytes, asset.object_key, data, mime or "application/octet-stream")
     session.add(asset)
@@ -186,16 +186,16 @@ async def register_asset(body: AssetRegistrationRequest, caller: CallerDep, sess
         if stat.size > settings.max_asset_bytes:
             raise intake.too_large(settings, stat.size)
         filename = filename or key.rsplit("/", 1)[-1]
-        asset = intake.new_asset(settings, caller.workspace.id, filename, intake.claimed_mime(body.mime, filename),
+        asset = a.new_asset(settings, caller.workspace.id, filename, intake.claimed_mime(body.mime, filename),
                                  "register", object_key=key, size=stat.size)
         fetch_url = None
     else:
         assert url is not None
         if not url.lower().startswith(("http://", "https://")):
             raise ApiError(422, "validation_error", "publicUrl must be an http(s) URL", {"field": "publicUrl"})
-        filename = filename or url.split("?")[0].rstrip("/").rsplit("/", 1)[-1] or "media"
-        asset = intake.new_asset(settings, caller.workspace.id, filename, intake.claimed_mime(body.mime, filename),
-                                 "url", source_url=url, source_url_hash=a.url_hash(url))
+        filename = filename or a.filename_from_url(url)
+        asset = a.new_asset(settings, caller.workspace.id, filename, intake.claimed_mime(body.mime, filename),
+                            "url", source_url=url, source_url_hash=a.url_hash(url))
         fetch_url = url
     temporal = await get_temporal(request)
     session.add(asset)
@@ -289,10 +289,10 @@ async def _initiate(body: InitiateRequest, caller, session, settings) -> JSONRes
         raise intake.too_large(settings, body.size)
     part_size = max(intake.DEFAULT_PART_BYTES, math.ceil(body.size / intake.MAX_PARTS))
     mime = intake.claimed_mime(body.mime, filename)
-    asset = intake.new_asset(settings, caller.workspace.id, filename, mime, "multipart", size=body.size,
+    asset = a.new_asset(settings, caller.workspace.id, filename, mime, "multipart", size=body.size,
                              purge_at=datetime.now(timezone.utc) + intake.ABANDONED_UPLOAD)
     asset.status = "uploading"
-    asset.object_key = a.original_key(asset.workspace_id, asset.id, intake.ext_of(asset.original_filename, mime))
+    asset.object_key = a.original_key(asset.workspace_id, asset.id, a.file_ext(asset.original_filename, mime))
     upload_id = await asyncio.to_thread(a.storage_for(settings).multipart_start, asset.object_key,
                                         mime or "application/octet-stream")
     total = math.ceil(body.size / part_size)

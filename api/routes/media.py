@@ -130,10 +130,7 @@ async def prepare_media(body: PrepareRequest, caller: CallerDep, session: Sessio
     temporal = await get_temporal(request)  # after validation: bad input is a 4xx even in an outage
     items, started = [], []
     for url in body.urls:
-        asset = Asset(id=new_id("asset"), workspace_id=caller.workspace.id, storage=settings.storage, origin="url",
-                      source_url=url, source_url_hash=a.url_hash(url),
-                      original_filename=a.safe_filename(url.split("?")[0].rstrip("/").rsplit("/", 1)[-1], "media"),
-                      delivery_token=a.new_delivery_token(), status="processing")
+        asset = a.new_url_asset(settings, caller.workspace.id, url)
         session.add(asset)
         items.append({"url": url, "assetId": asset.id})
         started.append(asset)
