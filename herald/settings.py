@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from providers.oauth import OAuthApp
 
 # A well-known value so a fresh `make run` works; production refuses it (see check_production).
 DEV_SECRET_KEY = "herald-dev-secret-change-me"
@@ -21,10 +24,50 @@ DEV_SECRET_KEY = "herald-dev-secret-change-me"
 REAL_PROVIDER_BASES = {
     "discord": "https://discord.com/api/v10",
     "telegram": "https://api.telegram.org",
+    "x": "https://api.x.com",
+    "linkedin": "https://api.linkedin.com",
+    "linkedin_page": "https://api.linkedin.com",
+    # Graph hosts without a version: adapters put their pinned version in each path.
+    "facebook": "https://graph.facebook.com",
+    "instagram_business": "https://graph.facebook.com",
+    "instagram": "https://graph.instagram.com",
+    "threads": "https://graph.threads.net",
 }
 SANDBOX_PROVIDER_PATHS = {
     "discord": "/discord/api/v10",
     "telegram": "/telegram",
+    "x": "/x/api",
+    "linkedin": "/linkedin/api",
+    "linkedin_page": "/linkedin/api",
+    "facebook": "/facebook/graph",
+    # Its own prefix, so the Facebook and Instagram emulators never share a route; the tokens
+    # and Pages are the Facebook emulator's (sandbox/test_users.py).
+    "instagram_business": "/instagram_business/graph",
+    "instagram": "/instagram/graph",
+    "threads": "/threads/graph",
+}
+
+# OAuth: (where the user's browser is sent to authorize, where codes and refresh tokens are
+# exchanged). shared/reference/providers.md §1-§6 give each network's URLs.
+REAL_OAUTH_BASES = {
+    "x": ("https://x.com", "https://api.x.com"),
+    "linkedin": ("https://www.linkedin.com", "https://www.linkedin.com"),
+    "facebook": ("https://www.facebook.com", "https://graph.facebook.com"),
+    "instagram": ("https://www.instagram.com", "https://api.instagram.com"),
+    "threads": ("https://threads.net", "https://graph.threads.net"),
+}
+SANDBOX_OAUTH_PATHS = {
+    "x": ("/x/www", "/x/api"),
+    "linkedin": ("/linkedin/www", "/linkedin/www"),
+    "facebook": ("/facebook/www", "/facebook/graph"),
+    "instagram": ("/instagram/www", "/instagram/api"),
+    "threads": ("/threads/www", "/threads/graph"),
+}
+# Which registered app (client id and secret) a provider's OAuth flow uses: Instagram through
+# Facebook Login is a Facebook app; LinkedIn member and page connections share one app.
+OAUTH_APP_OF = {
+    "x": "x", "linkedin": "linkedin", "linkedin_page": "linkedin", "facebook": "facebook",
+    "instagram_business": "facebook", "instagram": "instagram", "threads": "threads",
 }
 
 
@@ -57,6 +100,40 @@ class Settings(BaseSettings):
     sandbox_url: str | None = None
     discord_api_base: str | None = None
     telegram_api_base: str | None = None
+    x_api_base: str | None = None
+    linkedin_api_base: str | None = None
+    linkedin_page_api_base: str | None = None
+    facebook_api_base: str | None = None
+    instagram_business_api_base: str | None = None
+    instagram_api_base: str | None = None
+    threads_api_base: str | None = None
+
+    # OAuth apps (README "Registering the network apps"). In development an unset app talks to
+    # the sandbox with built-in sandbox credentials; in production an unset app means the
+    # network cannot be connected (connections/start answers 400 and capabilities say why).
+    x_client_id: str | None = None
+    x_client_secret: str | None = None
+    linkedin_client_id: str | None = None
+    linkedin_client_secret: str | None = None
+    facebook_app_id: str | None = None  # Facebook Pages and Instagram through Facebook Login
+    facebook_app_secret: str | None = None
+    instagram_app_id: str | None = None  # Instagram API with Instagram Login
+    instagram_app_secret: str | None = None
+    threads_app_id: str | None = None
+    threads_app_secret: str | None = None
+    # Explicit authorize / token hosts, e.g. HERALD_X_OAUTH_BASES="https://x.com,https://api.x.com".
+    x_oauth_bases: str | None = None
+    linkedin_oauth_bases: str | None = None
+    facebook_oauth_bases: str | None = None
+    instagram_oauth_bases: str | None = None
+    threads_oauth_bases: str | None = None
+    # Where the browser goes after an OAuth callback (``?connectionId=&status=`` appended);
+    # unset: the callback answers JSON.
+    oauth_success_url: str | None = None
+    # A pending OAuth connection expires after this long.
+    oauth_state_ttl_seconds: int = 600
+    # The safety-net sweep refreshes access tokens expiring within this window.
+    token_refresh_ahead_seconds: float = 1800.0
 
     # Publishing behaviour.
     # How early a post's workflow wakes before publish_at to load, prepare and hold the call.
@@ -202,6 +279,40 @@ class Settings(BaseSettings):
         if self.env == "development":
             return self.sandbox_base + SANDBOX_PROVIDER_PATHS[provider]
         return REAL_PROVIDER_BASES[provider]
+
+    def oauth_app(self, provider: str) -> "OAuthApp | None":
+        """The OAuth app a provider's connections use, or None when it is not configured."""
+        from providers.oauth import OAuthApp
+
+        app = OAUTH_APP_OF.get(provider)
+        if app is None:
+            return None
+        id_field = "client_id" if app in ("x", "linkedin") else "app_id"
+        secret_field = "client_secret" if app in ("x", "linkedin") else "app_secret"
+        client_id, secret = getattr(self, f"{app}_{id_field}"), getattr(self, f"{app}_{secret_field}")
+        explicit = getattr(self, f"{app}_oauth_bases")
+        if explicit:
+            auth_base, _, token_base = explicit.partition(",")
+            bases = (auth_base.strip().rstrip("/"), (token_base or auth_base).strip().rstrip("/"))
+        elif self.env == "development" and not getattr(self, f"{provider}_api_base", None):
+            bases = tuple(self.sandbox_base + p for p in SANDBOX_OAUTH_PATHS[app])  # type: ignore[assignment]
+            # The sandbox accepts any client; a fresh `make run` connects with no set-up.
+            client_id = client_id or f"herald-sandbox-{app}"
+            secret = secret or "herald-sandbox-secret"
+        else:
+            bases = REAL_OAUTH_BASES[app]
+        if not client_id or not secret:
+            return None
+        return OAuthApp(app=app, client_id=client_id, client_secret=secret,
+                        redirect_uri=f"{self.api_base}/oauth/{provider}/callback",
+                        auth_base=bases[0], token_base=bases[1])
+
+    @staticmethod
+    def oauth_setting_names(provider: str) -> tuple[str, str]:
+        app = OAUTH_APP_OF[provider]
+        if app in ("x", "linkedin"):
+            return f"HERALD_{app.upper()}_CLIENT_ID", f"HERALD_{app.upper()}_CLIENT_SECRET"
+        return f"HERALD_{app.upper()}_APP_ID", f"HERALD_{app.upper()}_APP_SECRET"
 
 
 @lru_cache

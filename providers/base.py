@@ -124,6 +124,12 @@ class MediaFile(BaseModel):
     sha256: str | None = None  # known when the original passes through unchanged
     kind: MediaKind
     alt_text: str | None = None
+    # A public URL the network can fetch these exact bytes from (Herald's delivery endpoint,
+    # /media/{asset}/{token}/{file}): Instagram and Threads only take media by URL.
+    url: str | None = None
+    width: int | None = None
+    height: int | None = None
+    duration_seconds: float | None = None
 
 
 class PostDraft(BaseModel):
@@ -150,6 +156,10 @@ class PublishRequest(BaseModel):
     title: str | None = None
     media: list[MediaFile] = Field(default_factory=list)
     reply_to: str | None = None  # provider id of the parent post/message, for replies and threads
+    # For a reply or comment: "reply" (a post in the parent's thread: X, Threads) or "comment"
+    # (a comment under the parent: Facebook, Instagram, LinkedIn). None for a top-level post.
+    interaction: str | None = None
+    post_type: str | None = None  # providers/post_types.py: feed | story | reel | ...
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -283,6 +293,9 @@ class Adapter(abc.ABC):
         provider_post_id: str | None,
     ) -> ReconcileResult:
         """Does the provider have this post? With ``provider_post_id`` look it up directly."""
+
+    # False where the network offers no delete (Instagram): POST /v1/posts/{id}/delete says 409.
+    can_delete: ClassVar[bool] = True
 
     @abc.abstractmethod
     async def delete(self, credentials: dict[str, Any], provider_post_id: str) -> None:

@@ -7,6 +7,8 @@ API, records what it received, and injects faults on demand.
     GET    /_sandbox/deliveries[?provider=&target=]
     GET    /_sandbox/faults                    pending faults
     POST   /_sandbox/faults                    {"provider","kind","count"?,"retryAfter"?,"delaySeconds"?,"target"?,"message"?}
+    POST   /_sandbox/oauth                     {"network","action"} deny_next|expire_access|revoke|fail_refresh
+    GET    /_sandbox/oauth/authorizations      what each consent request asked for (scopes, PKCE)
     DELETE /_sandbox/faults                    drop pending faults
     DELETE /_sandbox                           reset everything
 
@@ -26,7 +28,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from sandbox import discord, telegram
+from sandbox import discord, facebook, instagram, linkedin, telegram, threads, x
 from sandbox.state import PROVIDERS, SandboxState
 
 
@@ -70,6 +72,19 @@ def create_app() -> SandboxApp:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse({"fault": fault.to_json()}, status_code=201)
 
+    async def oauth_switch(request: Request) -> Response:
+        try:
+            body: Any = json.loads(await request.body() or b"null")
+            if not isinstance(body, dict):
+                raise ValueError("the body must be a JSON object {network, action}")
+            state.oauth.act(body.get("network"), body.get("action"))
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse({"ok": True})
+
+    async def oauth_authorizations(request: Request) -> Response:
+        return JSONResponse({"authorizations": state.oauth.authorizations})
+
     async def reset(request: Request) -> Response:
         state.reset()
         return JSONResponse({"ok": True})
@@ -79,9 +94,16 @@ def create_app() -> SandboxApp:
             Route("/_sandbox/health", health, methods=["GET"]),
             Route("/_sandbox/deliveries", deliveries, methods=["GET"]),
             Route("/_sandbox/faults", faults, methods=["GET", "POST", "DELETE"]),
+            Route("/_sandbox/oauth", oauth_switch, methods=["POST"]),
+            Route("/_sandbox/oauth/authorizations", oauth_authorizations, methods=["GET"]),
             Route("/_sandbox", reset, methods=["DELETE"]),
             *discord.routes(state),
             *telegram.routes(state),
+            *x.routes(state),
+            *linkedin.routes(state),
+            *facebook.routes(state),
+            *instagram.routes(state),
+            *threads.routes(state),
         ]
     )
     app.state_store = state

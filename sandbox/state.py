@@ -20,7 +20,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-PROVIDERS = ("discord", "telegram")
+from sandbox.oauth import OAuthServer
+
+# Delivery/fault provider ids: Herald's own ids (instagram_business and instagram are separate
+# even though one Graph emulator may serve both).
+PROVIDERS = ("discord", "telegram", "x", "linkedin", "linkedin_page", "facebook",
+             "instagram_business", "instagram", "threads")
 FAULT_KINDS = (
     "rate_limit", "server_error", "timeout", "drop_after_accept", "auth_error", "reject_content",
 )
@@ -135,7 +140,7 @@ def parse_fault(body: Any, fault_id: int) -> Fault:
     delay = number("delaySeconds", DEFAULT_DELAY_SECONDS, 3_600)
     target = body.get("target")
     if target is not None and (isinstance(target, bool) or not isinstance(target, (str, int))):
-        raise ValueError("target must be a webhook id or chat id")
+        raise ValueError("target must be the id of the receiving webhook, chat, account, page or user")
     message = body.get("message")
     if message is not None and not isinstance(message, str):
         raise ValueError("message must be a string")
@@ -191,6 +196,11 @@ class SandboxState:
     tg_usernames: dict[str, int] = field(default_factory=dict)
     tg_counters: dict[int, int] = field(default_factory=dict)
     tg_messages: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
+    # OAuth codes and tokens of every OAuth network (sandbox/oauth.py).
+    oauth: OAuthServer = field(default_factory=OAuthServer)
+    # Per-network emulator state, owned by each network's module (sandbox/x.py, ...): a dict
+    # each module fills as it likes, dropped on reset.
+    networks: dict[str, Any] = field(default_factory=dict)
     _last_snowflake: int = 0
     _fault_ids: Any = field(default_factory=lambda: itertools.count(1))
 
