@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 import httpx
 from temporalio import activity
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlmodel import select
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from herald.contracts import (
@@ -23,16 +24,17 @@ from herald.contracts import (
     ReconcileInput,
     ReconcileOutput,
 )
-from herald.assets import storage_for
+from herald.account_tokens import TokenKeeper
+from herald.assets import rendition_url, storage_for
 from herald.crypto import CredentialCipher
 from herald import failures
 from herald.failures import not_publishable, to_application_error
 from herald.settings import Settings
 from providers import get_adapter_class
-from providers.base import Adapter, MediaFile, ProviderError, PublishRequest
+from providers.base import Adapter, AuthExpired, MediaFile, ProviderError, PublishRequest
 from storage import ObjectMissing, StorageUnavailable
 from store.db import Database
-from store.models import Account, Post
+from store.models import Account, Asset, Post
 
 HEARTBEAT_EVERY = 2.0  # well inside the publish activity's 10 s heartbeat timeout
 log = logging.getLogger("herald.publish")
@@ -44,6 +46,7 @@ class PublishActivities:
         self.db = db
         self.http = http
         self.cipher = cipher
+        self.tokens = TokenKeeper(settings, db, http)
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -55,11 +58,21 @@ class PublishActivities:
             account = s.get(Account, post.account_id)
             if account is None or account.status == "disconnected":
                 raise not_publishable("account_disconnected", f"account {post.account_handle} is disconnected")
+            if account.status == "needs_reauth":
+                raise not_publishable("account_reauth_required",
+                                      f"account {post.account_handle} must be reconnected"
+                                      + (f": {account.status_reason}" if account.status_reason else ""))
             if mark_publishing and post.status in ("scheduled", "retry_pending"):
                 post.status = "publishing"
                 post.updated_at = datetime.now(timezone.utc)
                 s.add(post)
                 s.commit()
+            # Delivery tokens of the post's assets: networks that fetch media by URL get one.
+            asset_ids = [m["assetId"] for m in post.media if m.get("assetId")]
+            tokens = {a.id: a.delivery_token for a in s.exec(select(Asset).where(Asset.id.in_(asset_ids))).all()} \
+                if asset_ids else {}
+            s.expunge_all()
+            post.media = [dict(m, deliveryToken=tokens.get(m.get("assetId"))) for m in post.media]
             return post, account
 
     def _adapter(self, provider: str) -> Adapter:
@@ -81,9 +94,24 @@ class PublishActivities:
                     storage.download_to(r["objectKey"], path)
             elif not path.exists():
                 raise not_publishable("media_unavailable", f"assets[{index}]: the prepared file is gone")
+            token = item.get("deliveryToken")
+            url = rendition_url(self.settings, item["assetId"], token, r["id"], r["filename"]) \
+                if token and r.get("id") else None
             files.append(MediaFile(path=str(path), filename=r["filename"], mime=r["mime"], size=r["size"],
-                                   sha256=r.get("sha256"), kind=r["kind"], alt_text=item.get("altText")))
+                                   sha256=r.get("sha256"), kind=r["kind"], alt_text=item.get("altText"), url=url,
+                                   width=r.get("width"), height=r.get("height"),
+                                   duration_seconds=r.get("duration")))
         return files
+
+    def _parent_provider_id(self, post: Post) -> str | None:
+        """The network's id of the post this one replies to or comments on (for reconcile)."""
+        if not post.parent_post_id:
+            return None
+        with self.db.session() as s:
+            parent = s.get(Post, post.parent_post_id)
+            if parent is None:
+                return None
+            return parent.provider_thread_id or parent.provider_post_id
 
     # --- activities ---------------------------------------------------------------------------
 
@@ -117,7 +145,6 @@ class PublishActivities:
             raise ApplicationError("the store is unavailable; nothing was sent", "store_unavailable", None, None,
                                    type=failures.PROVIDER_UNAVAILABLE, non_retryable=True,
                                    category=ApplicationErrorCategory.BENIGN) from None
-        credentials = self.cipher.decrypt(account.credentials_encrypted)
         request = PublishRequest(
             post_id=post.id,
             text=post.description,
@@ -125,13 +152,24 @@ class PublishActivities:
             media=media,
             settings=post.settings,
             reply_to=inp.reply_to,
+            interaction=post.interaction_type if post.interaction_type != "post" else None,
+            post_type=post.post_type,
         )
         adapter = self._adapter(post.provider)
         try:
-            prepared = await adapter.prepare_publish(credentials, request)
-            await hold_until(inp.publish_at, inp.max_hold_seconds)
-            sent_at = datetime.now(timezone.utc)
-            result = await prepared.send()
+            credentials = await self.tokens.credentials(account)
+            try:
+                prepared = await adapter.prepare_publish(credentials, request)
+                await hold_until(inp.publish_at, inp.max_hold_seconds)
+                sent_at = datetime.now(timezone.utc)
+                result = await prepared.send()
+            except AuthExpired:
+                # A 401 means the network refused the call: nothing was published. Refresh once
+                # (or learn that the account needs re-auth) and try again at once.
+                refreshed = await self.tokens.refresh(account.id, stale=account.credentials_encrypted, after_401=True)
+                prepared = await adapter.prepare_publish(refreshed.credentials, request)
+                sent_at = datetime.now(timezone.utc)
+                result = await prepared.send()
         except ProviderError as exc:
             raise to_application_error(exc) from None
         return PublishOutput(
@@ -143,9 +181,11 @@ class PublishActivities:
     @activity.defn(name="reconcile")
     async def reconcile(self, inp: ReconcileInput) -> ReconcileOutput:
         post, account = await asyncio.to_thread(self._load, inp.post_id)
-        credentials = self.cipher.decrypt(account.credentials_encrypted)
-        request = PublishRequest(post_id=post.id, text=post.description, title=post.name, settings=post.settings)
+        request = PublishRequest(post_id=post.id, text=post.description, title=post.name, settings=post.settings,
+                                 interaction=post.interaction_type if post.interaction_type != "post" else None,
+                                 post_type=post.post_type, reply_to=await asyncio.to_thread(self._parent_provider_id, post))
         try:
+            credentials = await self.tokens.credentials(account)
             res = await self._adapter(post.provider).reconcile(credentials, request, post.provider_post_id)
         except ProviderError as exc:
             # A failed lookup is not an answer: let Temporal retry the read.

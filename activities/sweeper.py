@@ -18,6 +18,7 @@ import asyncio
 import logging
 from datetime import datetime, timedelta, timezone
 
+import httpx
 from sqlmodel import select
 from temporalio import activity
 from temporalio.client import Client
@@ -27,6 +28,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.media import purge_due_assets
 from herald import temporal as t
 from herald.contracts import SweepReport
+from herald.account_tokens import TokenKeeper
 from herald.settings import Settings
 from herald.workflow_inputs import post_input, start_run_workflow
 from store.db import Database
@@ -46,10 +48,12 @@ def overdue_posts_query(now: datetime, overdue_seconds: float):  # noqa: ANN201
 
 
 class SweepActivities:
-    def __init__(self, settings: Settings, db: Database, client: Client):
+    def __init__(self, settings: Settings, db: Database, client: Client, http: httpx.AsyncClient | None = None):
         self.settings = settings
         self.db = db
         self.client = client
+        # Keeping OAuth tokens alive is part of the pass: the schedule is already durable.
+        self.tokens = TokenKeeper(settings, db, http) if http is not None else None
 
     @activity.defn(name="sweep")
     async def sweep(self) -> SweepReport:
@@ -66,6 +70,9 @@ class SweepActivities:
                 report.overdue.append(post_id)
         purge = await asyncio.to_thread(purge_due_assets, self.settings, self.db, now)
         report.assets_purged, report.assets_kept_in_use = purge.purged, purge.kept_in_use
+        if self.tokens is not None:
+            counts = await self.tokens.refresh_expiring(self.settings.token_refresh_ahead_seconds)
+            report.tokens_refreshed, report.token_refresh_failures = counts["refreshed"], counts["failed"]
         if report.runs_started or report.posts_started or report.overdue:
             log.warning("sweep: started runs %s, started posts %s, still overdue %s",
                         report.runs_started, report.posts_started, report.overdue)

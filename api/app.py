@@ -13,9 +13,11 @@ from fastapi import FastAPI
 
 from api.body_limit import BodyLimitMiddleware
 from api.errors import install_error_handlers
+from api.openapi_responses import install as describe_responses
 from api.rate_limits import RateLimits
-from api.routes import (assets, campaigns, connections, dashboard, health, keys, media, meta_webhooks, posts, runs,
-                        schedules, workspace)
+from api.routes import (assets, campaigns, connections, dashboard, health, keys, media, meta_webhooks, oauth, posts,
+                        runs, schedules, workspace)
+from herald.account_tokens import TokenKeeper
 from herald.settings import Settings, get_settings
 from providers.base import GatedAsyncClient
 from store import keys as key_store
@@ -36,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.rate_limits = RateLimits(settings)
         app.state.http = GatedAsyncClient(timeout=httpx.Timeout(settings.provider_timeout_seconds, connect=10.0),
                                           max_in_flight=settings.provider_max_connections)
+        app.state.token_keeper = TokenKeeper(settings, app.state.db, app.state.http)
         if settings.bootstrap_key:
             with app.state.db.session() as s:
                 key_store.ensure_bootstrap_key(s, settings.bootstrap_key)
@@ -56,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     for module in (health, keys, workspace, connections, schedules, campaigns, runs, posts, dashboard, assets, media,
-                   meta_webhooks):
+                   meta_webhooks, oauth):
         app.include_router(module.router)
+    describe_responses(app)
     return app

@@ -101,6 +101,11 @@ def delivery_url(settings: Settings, asset_id: str, token: str, filename: str) -
     return f"{settings.api_base}/media/{asset_id}/{token}/{quote(safe_filename(filename))}"
 
 
+def rendition_url(settings: Settings, asset_id: str, token: str, rendition_id: str, filename: str) -> str:
+    """The public URL of a rendition: what networks that fetch media themselves are given."""
+    return f"{settings.api_base}/media/{asset_id}/{token}/renditions/{rendition_id}/{quote(safe_filename(filename))}"
+
+
 def preview_url(settings: Settings, asset_id: str, token: str, name: str) -> str:
     return f"{settings.api_base}/media/{asset_id}/{token}/previews/{quote(name)}"
 

@@ -12,9 +12,11 @@ from typing import Literal, Optional
 from pydantic import BaseModel, Field
 
 PostStatus = Literal[
-    "draft", "pending_approval", "scheduled", "publishing", "published", "retry_pending", "failed", "canceled"
+    "draft", "pending_approval", "scheduled", "publishing", "published", "retry_pending", "failed", "canceled",
+    "deleted",
 ]
-TERMINAL_POST_STATUSES = ("published", "failed", "canceled")
+# "deleted": published, then removed from the network (POST /v1/posts/{id}/delete).
+TERMINAL_POST_STATUSES = ("published", "failed", "canceled", "deleted")
 # A post waiting to publish: its workflow still decides, and its content may still change.
 WAITING_POST_STATUSES = ("scheduled", "pending_approval")
 RunStatus = Literal["draft", "created", "processing", "completed", "partial_failed"]
@@ -199,6 +201,17 @@ class ReconcileInput(BaseModel):
     post_id: str
 
 
+class DeleteRemoteInput(BaseModel):
+    post_id: str
+    workspace_id: str
+
+
+class DeleteRemoteOutput(BaseModel):
+    # "deleted": the network removed it now; "already_gone": the network no longer had it.
+    state: Literal["deleted", "already_gone"]
+    detail: str = ""
+
+
 class ReconcileOutput(BaseModel):
     state: Literal["found", "absent", "unknowable"]
     provider_post_id: Optional[str] = None
@@ -217,6 +230,10 @@ class SweepReport(BaseModel):
     # Deleted assets whose retention ended: blobs removed, or kept because a post still uses them.
     assets_purged: int = 0
     assets_kept_in_use: int = 0
+    # OAuth access tokens renewed ahead of expiry, and renewals the network refused (those
+    # accounts are now needs_reauth) or could not answer.
+    tokens_refreshed: int = 0
+    token_refresh_failures: int = 0
 
 
 # --- media ---------------------------------------------------------------------------------------

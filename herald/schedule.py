@@ -542,6 +542,7 @@ def parse_schedule(
         posts = _posts(envelope, context, max_posts, problems)
     else:
         posts, campaigns = _campaigns(envelope["campaigns"], context, max_posts, problems)
+    posts = posts + _first_comments(posts, max_posts, problems)
 
     schedule = Schedule(
         timezone=tz.key if tz is not None else "UTC",
@@ -554,6 +555,54 @@ def parse_schedule(
         approval=approval,
     )
     return schedule, list(problems)
+
+
+FIRST_COMMENT_MAX = 10_000
+
+
+def _first_comments(posts: list[NormalizedPost], max_posts: int, problems: _Problems) -> list[NormalizedPost]:
+    """``settings.firstComment`` on a post becomes a post of its own: a comment under it where the
+    network has comments (Facebook, Instagram, LinkedIn), else a reply (X, Threads). Being a
+    post, it is published durably, reconciled and shown like every other; it goes out as soon
+    as its parent is published."""
+    out: list[NormalizedPost] = []
+    for post in posts:
+        text = post.settings.get("firstComment")
+        if text is None:
+            continue
+        at = f"{post.path}.settings.firstComment"
+        settings = {k: v for k, v in post.settings.items() if k != "firstComment"}
+        post.settings = settings
+        if not isinstance(text, str) or not text.strip():
+            problems.add(at, "must be a non-empty string (the comment's text)")
+            continue
+        if len(text) > FIRST_COMMENT_MAX:
+            problems.add(at, f"{len(text):,} characters; at most {FIRST_COMMENT_MAX:,}")
+            continue
+        if post.interaction_type != "post":
+            problems.add(at, "only a top-level post can have a first comment")
+            continue
+        supported = INTERACTIONS.get(post.provider or "", frozenset())
+        interaction = "comment" if "comment" in supported else "reply" if "reply" in supported else None
+        if interaction is None:
+            problems.add(at, f"{post.provider} has no comments or replies to post a first comment with")
+            continue
+        if post.post_type in NOT_REPLYABLE_TYPES:
+            problems.add(at, f"a {post.post_type} cannot be commented on")
+            continue
+        if len(posts) + len(out) >= max_posts:
+            problems.add(at, f"the run would have more than {max_posts:,} posts with its first comments")
+            continue
+        out.append(NormalizedPost(
+            index=len(posts) + len(out), account=post.account, provider=post.provider, name=None,
+            description=text, publish_at=post.publish_at, path=at, interaction_type=interaction,
+            parent_index=post.index, post_type=default_post_type(post.provider or ""),
+            campaign_index=post.campaign_index, campaign_id=post.campaign_id,
+            step_id=f"{post.step_id}.firstComment" if post.step_id else None,
+            step_key=f"{post.step_key}.firstComment" if post.step_key else None,
+            require_approval=post.require_approval,
+        ))
+    return out
 
 
 def _unwrap(body: Any, problems: _Problems) -> Mapping[str, Any] | None:

@@ -7,6 +7,7 @@ from dataclasses import asdict
 from typing import Any
 
 from providers import ADAPTERS
+from providers.post_types import POST_TYPES
 
 SETTINGS_FIELDS: dict[str, list[dict[str, Any]]] = {
     "discord": [
@@ -35,18 +36,37 @@ SHAPES: dict[str, list[str]] = {
 }
 
 
-def capability(provider: str, account_id: str | None = None, status: str | None = None) -> dict[str, Any]:
+def settings_fields(provider: str) -> list[dict[str, Any]]:
+    """The settings a post to ``provider`` may carry: the adapter's own, then Herald's."""
+    adapter = ADAPTERS.get(provider)
+    own = getattr(adapter, "settings_fields", None) or SETTINGS_FIELDS.get(provider, [])
+    return list(own) + COMMON_FIELDS
+
+
+def capability(provider: str, account_id: str | None = None, status: str | None = None,
+               settings: Any = None, status_reason: str | None = None) -> dict[str, Any]:
+    """What an account (or the provider in general) can publish. ``settings`` (herald Settings)
+    lets an OAuth network say it cannot publish because its app is not configured."""
+    from providers.oauth import OAuthAdapter
+
     adapter = ADAPTERS[provider]
     limits = asdict(adapter.limits)
-    can_publish = status in (None, "connected")
+    reason = None
+    if status not in (None, "connected"):
+        reason = f"account status is {status}" + (f": {status_reason}" if status_reason else "")
+    elif settings is not None and issubclass(adapter, OAuthAdapter) and settings.oauth_app(provider) is None:
+        id_name, secret_name = settings.oauth_setting_names(provider)
+        reason = f"{provider} is not configured on this server ({id_name} and {secret_name} are unset)"
     out: dict[str, Any] = {
         "provider": provider,
         "accountId": account_id,
-        "canPublish": can_publish,
-        "shapes": SHAPES.get(provider, []),
+        "canPublish": reason is None,
+        "shapes": list(getattr(adapter, "shapes", None) or SHAPES.get(provider, [])),
+        "postTypes": list(POST_TYPES.get(provider, ())),
+        "canDelete": bool(getattr(adapter, "can_delete", True)),
         "media": limits,
-        "settings": SETTINGS_FIELDS.get(provider, []) + COMMON_FIELDS,
+        "settings": settings_fields(provider),
     }
-    if not can_publish:
-        out["reason"] = f"account status is {status}"
+    if reason is not None:
+        out["reason"] = reason
     return out

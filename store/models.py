@@ -68,6 +68,11 @@ class Connection(SQLModel, table=True):
     authorize_url: Optional[str] = Field(default=None, max_length=2048)
     error: Optional[str] = Field(default=None, max_length=1000)
     account_id: Optional[str] = Field(default=None, max_length=40)
+    # OAuth: every account the consent created or updated (a Facebook login yields one per Page).
+    account_ids: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
+    # OAuth: the PKCE verifier and the state's nonce, encrypted; erased when the flow ends.
+    oauth_secret_encrypted: Optional[str] = Field(default=None, sa_type=sa.Text)
+    expires_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
@@ -86,6 +91,11 @@ class Account(SQLModel, table=True):
     credentials_encrypted: str = Field(sa_type=sa.Text)
     meta: dict = Field(default_factory=dict, sa_column=Column("metadata", JSON, nullable=False))
     status: str = Field(default="connected", max_length=20)  # connected | needs_reauth | disconnected
+    # When the stored access token ends (OAuth accounts whose network says so); the refresher
+    # finds accounts by it. The token itself is inside credentials_encrypted.
+    token_expires_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime, index=True)
+    # The last refresh or health failure, readable (never a token).
+    status_reason: Optional[str] = Field(default=None, max_length=500)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
@@ -139,6 +149,8 @@ class Post(SQLModel, table=True):
     status: str = Field(default="scheduled", max_length=20)
     provider_post_id: Optional[str] = Field(default=None, max_length=200)
     provider_url: Optional[str] = Field(default=None, max_length=2048)
+    # When the published post was deleted from the network (status "deleted").
+    deleted_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
     provider_thread_id: Optional[str] = Field(default=None, max_length=200)  # replies go here (Discord threads)
     error_code: Optional[str] = Field(default=None, max_length=60)
     error: Optional[str] = Field(default=None, max_length=2000)

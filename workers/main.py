@@ -33,6 +33,7 @@ from temporalio.client import (
 from temporalio.service import RPCError
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
+from activities.deleting import DeleteActivities
 from activities.media import MediaActivities
 from activities.projection import ProjectionActivities
 from activities.publishing import PublishActivities
@@ -42,6 +43,7 @@ from herald.crypto import CredentialCipher
 from herald.settings import Settings
 from providers.base import GatedAsyncClient
 from store.db import Database
+from workflows.delete import DeleteRemotePostWorkflow
 from workflows.media import AssetWorkflow, RenditionWorkflow
 from workflows.post import PostWorkflow
 from workflows.reconcile import ReconcilePostWorkflow
@@ -50,7 +52,8 @@ from workflows.sweep import SweepWorkflow
 
 log = logging.getLogger("herald.worker")
 
-WORKFLOWS = [RunWorkflow, PostWorkflow, ReconcilePostWorkflow, SweepWorkflow, AssetWorkflow, RenditionWorkflow]
+WORKFLOWS = [RunWorkflow, PostWorkflow, ReconcilePostWorkflow, SweepWorkflow, AssetWorkflow, RenditionWorkflow,
+             DeleteRemotePostWorkflow]
 
 
 def provider_http_client(settings: Settings) -> httpx.AsyncClient:
@@ -100,7 +103,8 @@ def build_workers(
                     media.prepare_media,
                     media.mark_asset_failed,
                     publishing.reconcile,
-                    SweepActivities(settings, db, client).sweep,
+                    DeleteActivities(settings, db, http).delete_remote,
+                    SweepActivities(settings, db, client, http).sweep,
                 ],
                 activity_executor=executor,
                 max_cached_workflows=settings.max_cached_workflows,

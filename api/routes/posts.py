@@ -1,4 +1,4 @@
-"""Posts: list, detail, attempts, cancel, retry, reconcile."""
+"""Posts: list, detail, attempts, cancel, retry, reconcile, delete from the network."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sqlalchemy import func
 from sqlmodel import select
 from temporalio.client import WorkflowFailureError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from api import post_edit, reviews
@@ -20,10 +20,13 @@ from api.post_workflow import WorkflowMissing, still_waiting, update_post_workfl
 from api.rate_limits import limited
 from api.serializers import attempt_json, post_json
 from herald import temporal as t
-from herald.contracts import WAITING_POST_STATUSES, CancelRequest, ReconcileOutput, ReconcileWorkflowInput
+from herald import failures
+from herald.contracts import (WAITING_POST_STATUSES, CancelRequest, DeleteRemoteInput, DeleteRemoteOutput,
+                              ReconcileOutput, ReconcileWorkflowInput)
 from herald.ids import new_id
 from herald.timeparse import parse_iso_datetime
 from herald.workflow_inputs import post_input
+from providers import UnknownProvider, get_adapter_class
 from store.models import Job, Post, PostAttempt, Run
 
 router = APIRouter(prefix="/v1/posts", tags=["posts"])
@@ -244,3 +247,46 @@ async def reconcile_post(post_id: str, caller: CallerDep, session: SessionDep, s
     session.refresh(post)
     return {"ok": True, "post": post_json(post, settings),
             "reconcile": {"state": result.state, "providerPostId": result.provider_post_id, "detail": result.detail}}
+
+
+@router.post("/{post_id}/delete")
+async def delete_published_post(post_id: str, caller: CallerDep, session: SessionDep, settings: SettingsDep,
+                                request: Request) -> dict:
+    """Delete a published post from its network (where the network allows it). To stop a post
+    that has not been published yet, use DELETE /v1/posts/{postId} (cancel)."""
+    post = load_post(session, caller, post_id)
+    if post.status != "published":
+        raise ApiError(409, "post_not_deletable",
+                       f"post is {post.status}; only published posts can be deleted from the network"
+                       + ("" if post.status == "deleted" else " (cancel a scheduled post with DELETE /v1/posts/{postId})"))
+    try:
+        adapter_cls = get_adapter_class(post.provider)
+    except UnknownProvider as exc:
+        raise ApiError(409, "delete_not_supported", exc.message) from None
+    if not getattr(adapter_cls, "can_delete", True):
+        raise ApiError(409, "delete_not_supported",
+                       f"{post.provider} offers no way to delete a post through its API; delete it in the app",
+                       {"provider": post.provider})
+    try:
+        result: DeleteRemoteOutput = await (await get_temporal(request)).execute_workflow(
+            "DeleteRemotePostWorkflow", DeleteRemoteInput(post_id=post.id, workspace_id=post.workspace_id),
+            id=f"delete-{post.id}", task_queue=settings.task_queue, result_type=DeleteRemoteOutput,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            execution_timeout=timedelta(minutes=2),
+        )
+    except WorkflowFailureError as exc:
+        cause = exc.cause
+        while getattr(cause, "cause", None) is not None and not isinstance(cause, ApplicationError):
+            cause = cause.cause
+        kind = getattr(cause, "type", None)
+        message = getattr(cause, "message", None) or str(cause)
+        if kind == failures.AUTH_EXPIRED:
+            raise ApiError(409, "account_reauth_required", message) from None
+        if kind in (failures.CONTENT_REJECTED, "NotDeletable"):
+            raise ApiError(409, "delete_refused", message) from None
+        raise ApiError(502, "provider_unavailable", f"the network could not delete it now: {message}") from None
+    except RPCError:
+        raise ApiError(503, "temporal_unavailable", "could not start the deletion; try again") from None
+    session.refresh(post)
+    return {"ok": True, "post": post_json(post, settings), "delete": {"state": result.state, "detail": result.detail}}
