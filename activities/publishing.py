@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 import httpx
@@ -41,12 +42,30 @@ log = logging.getLogger("herald.publish")
 
 
 class PublishActivities:
-    def __init__(self, settings: Settings, db: Database, http: httpx.AsyncClient, cipher: CredentialCipher):
+    def __init__(self, settings: Settings, db: Database, http: httpx.AsyncClient, cipher: CredentialCipher,
+                 client_factory: Callable[[], httpx.AsyncClient] | None = None):
         self.settings = settings
         self.db = db
         self.http = http
         self.cipher = cipher
         self.tokens = TokenKeeper(settings, db, http)
+        # One connection pool and in-flight cap per network (workers pass a factory): a network
+        # that is slow or rate limiting fills only its own pool, never another network's.
+        self._client_factory = client_factory
+        self._clients: dict[str, httpx.AsyncClient] = {}
+
+    def _client(self, provider: str) -> httpx.AsyncClient:
+        if self._client_factory is None:
+            return self.http
+        client = self._clients.get(provider)
+        if client is None:
+            client = self._clients[provider] = self._client_factory()
+        return client
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -76,7 +95,7 @@ class PublishActivities:
             return post, account
 
     def _adapter(self, provider: str) -> Adapter:
-        return get_adapter_class(provider)(self.http, self.settings.provider_base(provider))
+        return get_adapter_class(provider)(self._client(provider), self.settings.provider_base(provider))
 
     def _media_files(self, post: Post) -> list[MediaFile]:
         """The prepared rendition of every media item, as local files (downloaded from object

@@ -55,7 +55,8 @@ def two_workspaces(tmp_path_factory):
         s.add_all([post, asset, task])
         s.commit()
         ids = {"key_id": key_a.id, "account_id": account.id, "connection_id": connection.id, "run_id": run.id,
-               "post_id": post.id, "handle": account.handle, "asset_id": asset.id, "task_id": task.id}
+               "post_id": post.id, "handle": account.handle, "asset_id": asset.id, "task_id": task.id,
+               "action_id": "sync_pages"}
     with serve_in_thread(create_app(settings)) as url:
         yield url, secret_a, secret_b, ids, db
     db.dispose()

@@ -84,7 +84,8 @@ def build_workers(
     if role not in ROLES:
         raise ValueError(f"unknown worker role {role!r} (choose from {', '.join(ROLES)})")
     projection = ProjectionActivities(db)
-    publishing = PublishActivities(settings, db, http, CredentialCipher(settings.secret_key))
+    publishing = PublishActivities(settings, db, http, CredentialCipher(settings.secret_key),
+                                   client_factory=lambda: provider_http_client(settings))
     media = MediaActivities(settings, db, client)
     workers = []
     with warnings.catch_warnings():
