@@ -175,7 +175,7 @@ class Callback:
                                      connection, secret.get("callbackScheme"))
             if int(exp) < time.time():
                 connection.status, connection.error = "failed", "the connection request expired; start again"
-                connection.oauth_secret_encrypted = None
+                connection.oauth_secret_encrypted = self._spent(connection)
                 connection.updated_at = datetime.now(timezone.utc)
                 s.add(connection)
                 s.commit()
@@ -191,13 +191,21 @@ class Callback:
             s.expunge(connection)
             return connection, secret
 
+    def _spent(self, connection: Connection) -> str | None:
+        """The flow's secret without the PKCE verifier: the nonce stays, so a replayed state is
+        still recognised as this connection's (409), never taken for a forgery."""
+        if not connection.oauth_secret_encrypted:
+            return None
+        secret = self.cipher.decrypt(connection.oauth_secret_encrypted)
+        return self.cipher.encrypt({"nonce": secret["nonce"], "callbackScheme": secret.get("callbackScheme")})
+
     def _fail(self, connection_id: str, message: str) -> None:
         with self.db.write_session() as s:
             connection = s.get(Connection, connection_id)
             if connection is None:
                 return
             connection.status, connection.error = "failed", message[:1000]
-            connection.oauth_secret_encrypted = None
+            connection.oauth_secret_encrypted = self._spent(connection)
             connection.updated_at = datetime.now(timezone.utc)
             s.add(connection)
             s.commit()
@@ -213,7 +221,7 @@ class Callback:
             connection.error = None
             connection.account_id = accounts[0].id
             connection.account_ids = [a.id for a in accounts]
-            connection.oauth_secret_encrypted = None
+            connection.oauth_secret_encrypted = self._spent(connection)
             connection.updated_at = now
             s.add(connection)
             s.commit()

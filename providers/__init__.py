@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from providers.base import Adapter
 from providers.discord import DiscordAdapter
+from providers.linkedin import LinkedInAdapter, LinkedInPageAdapter
 from providers.telegram import TelegramAdapter
+from providers.threads import ThreadsAdapter
 
 ADAPTERS: dict[str, type[Adapter]] = {
-    DiscordAdapter.provider: DiscordAdapter,
-    TelegramAdapter.provider: TelegramAdapter,
+    cls.provider: cls
+    for cls in (DiscordAdapter, TelegramAdapter, LinkedInAdapter, LinkedInPageAdapter, ThreadsAdapter)
 }
 
 # Providers named by the SocialClaw spec that Herald does not publish to yet: accepted as ids,

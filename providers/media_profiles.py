@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from providers.post_types import POST_TYPES
 from media.types import ImageRules, MediaProfile, VideoRules
+from providers.linkedin import MEDIA_PROFILES as LINKEDIN_PROFILES
+from providers.threads import MEDIA_PROFILES as THREADS_PROFILES
 
 MB = 1_000_000
 MIB = 1024 * 1024
@@ -89,6 +91,9 @@ DISCORD = MediaProfile(
 PROFILES: dict[str, dict[str | None, MediaProfile]] = {
     "telegram": {None: TELEGRAM},
     "discord": {None: DISCORD},
+    # The OAuth networks keep their profiles next to their adapters (sources cited there).
+    **LINKEDIN_PROFILES,
+    **THREADS_PROFILES,
 }
 
 

@@ -106,6 +106,10 @@ class OAuthServer:
         else:
             self.switches.setdefault(network, set()).add(action)
 
+    def take_switch(self, network: str, action: str) -> bool:
+        """Consume a pending one-shot switch (networks may define their own, e.g. quota ones)."""
+        return self._take(network, action)
+
     def _take(self, network: str, action: str) -> bool:
         pending = self.switches.get(network, set())
         if action in pending:

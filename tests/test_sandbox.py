@@ -66,7 +66,7 @@ def test_deliveries_filters(api):
     assert [d["provider"] for d in deliveries(api)] == ["discord", "telegram", "telegram"]
     assert [d["text"] for d in deliveries(api, provider="telegram")] == ["t", "t2"]
     assert [d["text"] for d in deliveries(api, provider="telegram", target="99")] == ["t2"]
-    assert api.get("/_sandbox/deliveries", params={"provider": "x"}).status_code == 400
+    assert api.get("/_sandbox/deliveries", params={"provider": "myspace"}).status_code == 400
 
 
 def test_reset_clears_everything(api):
