@@ -1,0 +1,98 @@
+"""The OAuth networks end to end against `herald dev`: connect through the API and the sandbox's
+consent page, publish every shape through /v1/posts/apply (with media prepared by the pipeline
+and, for the networks that fetch media, served by Herald's delivery URLs), first comments and
+replies, delete from the network, and what the sandbox received."""
+
+from __future__ import annotations
+
+import hashlib
+from io import BytesIO
+
+import httpx
+import pytest
+from PIL import Image
+
+from tests.e2e_stack import Stack, assert_error, at, deliveries, wait_post
+
+pytestmark = pytest.mark.e2e
+
+
+def connect(api: httpx.Client, provider: str) -> list[dict]:
+    started = api.post("/v1/connections/start", json={"provider": provider})
+    assert started.status_code == 201, started.text
+    consent = httpx.get(started.json()["connection"]["authorizeUrl"], follow_redirects=False, timeout=30)
+    assert consent.status_code == 302, consent.text
+    done = httpx.get(consent.headers["location"], timeout=60)
+    assert done.status_code == 200, done.text
+    assert done.json()["connection"]["status"] == "connected"
+    return done.json()["accounts"]
+
+
+def upload_png(api: httpx.Client, size: tuple[int, int], colour: str) -> tuple[str, bytes]:
+    """An asset through the API; returns its delivery URL once ready and the bytes."""
+    import base64
+    import time
+
+    buf = BytesIO()
+    Image.new("RGB", size, colour).save(buf, "PNG")
+    data = buf.getvalue()
+    r = api.post("/v1/assets/upload", json={"filename": f"{colour}.png", "contentBase64": base64.b64encode(data).decode()})
+    assert r.status_code == 201, r.text
+    asset_id = r.json()["asset"]["id"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        asset = api.get(f"/v1/assets/{asset_id}").json()["asset"]
+        if asset["status"] == "ready":
+            return asset["publicUrl"], data
+        assert asset["status"] == "processing", asset
+        time.sleep(0.2)
+    raise AssertionError("asset never became ready")
+
+
+def _apply(api: httpx.Client, posts: list[dict]) -> list[str]:
+    r = api.post("/v1/posts/apply", json={"posts": posts})
+    assert r.status_code == 201, r.text
+    return [p["id"] for p in r.json()["posts"]]
+
+
+def test_linkedin_page_text_image_first_comment_and_delete(stack: Stack, api: httpx.Client) -> None:
+    accounts = connect(api, "linkedin_page")
+    handle = accounts[0]["handle"]
+    url, data = upload_png(api, (1200, 628), "teal")
+    ids = _apply(api, [
+        {"account": handle, "text": "Herald on LinkedIn (with a picture)", "publish_at": at(4), "assets": [url],
+         "settings": {"firstComment": "The details, in the first comment"}},
+        {"account": handle, "text": "Plain text for the page", "publish_at": at(4)},
+    ])
+    assert len(ids) == 3  # the first comment is a post of its own
+    posts = [wait_post(api, pid, ("published", "failed"), timeout=90) for pid in ids]
+    assert [p["status"] for p in posts] == ["published"] * 3, posts
+    got = {d["text"]: d for d in deliveries(stack, "linkedin_page")}
+    assert set(got) == {"Herald on LinkedIn (with a picture)", "Plain text for the page", "The details, in the first comment"}
+    image = got["Herald on LinkedIn (with a picture)"]["media"]
+    assert [m["sha256"] for m in image] == [hashlib.sha256(data).hexdigest()]
+    assert posts[2]["parentPostId"] == ids[0] and posts[2]["interactionType"] == "comment"
+
+    deleted = api.post(f"/v1/posts/{ids[1]}/delete")
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json()["post"]["status"] == "deleted" and deleted.json()["delete"]["state"] == "deleted"
+    assert deleted.json()["post"]["deletedAt"]
+    assert_error(api.post(f"/v1/posts/{ids[1]}/delete"), 409, "post_not_deletable")
+
+
+def test_threads_image_with_a_reply_by_url_and_delete(stack: Stack, api: httpx.Client) -> None:
+    handle = connect(api, "threads")[0]["handle"]
+    url, data = upload_png(api, (1080, 1350), "orange")
+    ids = _apply(api, [
+        {"account": handle, "text": "A picture on Threads", "publish_at": at(4), "assets": [url],
+         "settings": {"firstComment": "and a reply under it"}},
+    ])
+    posts = [wait_post(api, pid, ("published", "failed"), timeout=90) for pid in ids]
+    assert [p["status"] for p in posts] == ["published", "published"], posts
+    got = {d["text"]: d for d in deliveries(stack, "threads")}
+    assert set(got) == {"A picture on Threads", "and a reply under it"}
+    media = got["A picture on Threads"]["media"]
+    assert len(media) == 1 and media[0]["image"]["width"] == 1080 and media[0]["image"]["height"] == 1350
+    assert posts[1]["interactionType"] == "reply"
+    r = api.post(f"/v1/posts/{ids[0]}/delete")
+    assert r.status_code == 200 and r.json()["post"]["status"] == "deleted", r.text
