@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from providers.base import Adapter
 from providers.discord import DiscordAdapter
+from providers.facebook import FacebookAdapter
+from providers.instagram import InstagramBusinessAdapter, InstagramLoginAdapter
 from providers.linkedin import LinkedInAdapter, LinkedInPageAdapter
 from providers.telegram import TelegramAdapter
 from providers.threads import ThreadsAdapter
 
 ADAPTERS: dict[str, type[Adapter]] = {
     cls.provider: cls
-    for cls in (DiscordAdapter, TelegramAdapter, LinkedInAdapter, LinkedInPageAdapter, ThreadsAdapter)
+    for cls in (DiscordAdapter, TelegramAdapter, LinkedInAdapter, LinkedInPageAdapter, ThreadsAdapter,
+                FacebookAdapter, InstagramBusinessAdapter, InstagramLoginAdapter)
 }
 
 # Providers named by the SocialClaw spec that Herald does not publish to yet: accepted as ids,

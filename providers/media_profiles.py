@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from providers.post_types import POST_TYPES
 from media.types import ImageRules, MediaProfile, VideoRules
+from providers.facebook import MEDIA_PROFILES as FACEBOOK_PROFILES
+from providers.instagram import MEDIA_PROFILES as INSTAGRAM_PROFILES
 from providers.linkedin import MEDIA_PROFILES as LINKEDIN_PROFILES
 from providers.threads import MEDIA_PROFILES as THREADS_PROFILES
 
@@ -94,6 +96,8 @@ PROFILES: dict[str, dict[str | None, MediaProfile]] = {
     # The OAuth networks keep their profiles next to their adapters (sources cited there).
     **LINKEDIN_PROFILES,
     **THREADS_PROFILES,
+    **FACEBOOK_PROFILES,
+    **INSTAGRAM_PROFILES,
 }
 
 

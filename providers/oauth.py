@@ -198,6 +198,12 @@ class OAuthAdapter(Adapter):
         """Run a discovery action (``sync_pages``, ...); the result is JSON for the API."""
         raise ValueError(f"unknown action {action!r}")
 
+    def login_credentials(self, credentials: dict[str, Any]) -> dict[str, Any]:
+        """The credentials ``discover`` takes (what ``exchange_code`` returned), rebuilt from one
+        account's stored ones, so a sync action can re-discover. Networks whose accounts hold a
+        derived token (a Facebook Page token) override this to return the login's own token."""
+        return credentials
+
     # OAuth accounts are not connected with manual parameters.
     async def connect(self, params: dict[str, Any]) -> AccountIdentity:
         raise ValueError(f"{self.provider} connects by OAuth: start it with only the provider")

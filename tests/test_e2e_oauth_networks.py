@@ -96,3 +96,48 @@ def test_threads_image_with_a_reply_by_url_and_delete(stack: Stack, api: httpx.C
     assert posts[1]["interactionType"] == "reply"
     r = api.post(f"/v1/posts/{ids[0]}/delete")
     assert r.status_code == 200 and r.json()["post"]["status"] == "deleted", r.text
+
+
+def test_facebook_pages_photos_comment_sync_and_delete(stack: Stack, api: httpx.Client) -> None:
+    accounts = connect(api, "facebook")
+    handles = sorted(a["handle"] for a in accounts)
+    assert handles == ["facebook:200000000000001", "facebook:200000000000002"]  # every Page with CREATE_CONTENT
+    page = "facebook:200000000000001"
+    a, data_a = upload_png(api, (800, 600), "navy")
+    b, data_b = upload_png(api, (600, 800), "gold")
+    ids = _apply(api, [
+        {"account": page, "text": "Two photos on the Page", "publish_at": at(4), "assets": [a, b],
+         "settings": {"firstComment": "Comment under the photos"}},
+        {"account": page, "text": "Text on the Page", "publish_at": at(4)},
+    ])
+    posts = [wait_post(api, pid, ("published", "failed"), timeout=90) for pid in ids]
+    assert [p["status"] for p in posts] == ["published"] * 3, posts
+    got = {d["text"]: d for d in deliveries(stack, "facebook")}
+    assert {"Two photos on the Page", "Text on the Page", "Comment under the photos"} <= set(got)
+    photos = [m for d in deliveries(stack, "facebook") for m in d["media"]]
+    assert {hashlib.sha256(x).hexdigest() for x in (data_a, data_b)} <= {m["sha256"] for m in photos}
+    sync = api.post(f"/v1/accounts/{accounts[0]['id']}/actions/sync_pages", json={})
+    assert sync.status_code == 200 and len(sync.json()["result"]["accounts"]) == 2, sync.text
+    r = api.post(f"/v1/posts/{ids[1]}/delete")
+    assert r.status_code == 200 and r.json()["post"]["status"] == "deleted", r.text
+
+
+@pytest.mark.parametrize("provider", ["instagram_business", "instagram"])
+def test_instagram_carousel_story_comment_and_no_delete(stack: Stack, api: httpx.Client, provider: str) -> None:
+    handle = connect(api, provider)[0]["handle"]
+    a, _ = upload_png(api, (1080, 1080), "purple")
+    b, _ = upload_png(api, (1080, 1350), "olive")
+    story, _ = upload_png(api, (1080, 1920), "maroon")
+    ids = _apply(api, [
+        {"account": handle, "text": f"A carousel on {provider}", "publish_at": at(5), "assets": [a, b],
+         "settings": {"firstComment": "First!"}},
+        {"account": handle, "text": "", "publish_at": at(5), "assets": [story], "post_type": "story"},
+    ])
+    posts = [wait_post(api, pid, ("published", "failed"), timeout=120) for pid in ids]
+    assert [p["status"] for p in posts] == ["published"] * 3, posts
+    got = deliveries(stack, provider)
+    carousel = next(d for d in got if d["text"] == f"A carousel on {provider}")
+    assert [(m["image"]["width"], m["image"]["height"]) for m in carousel["media"]] == [(1080, 1080), (1080, 1350)]
+    assert any(d["text"] == "First!" for d in got)
+    assert len([d for d in got if d["media"] and d["media"][0]["image"]["height"] == 1920]) == 1  # the story
+    assert_error(api.post(f"/v1/posts/{ids[0]}/delete"), 409, "delete_not_supported")

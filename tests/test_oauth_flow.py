@@ -231,6 +231,9 @@ def test_discovery_actions_are_listed_and_run(api) -> None:
     assert [a["id"] for a in actions] == ["sync_organizations"]
     r = client.post(f"/v1/accounts/{account_id}/actions/sync_organizations", json={})
     assert r.status_code == 200 and r.json()["ok"] is True, r.text
+    # The sync stored what it found: the same account, updated in place, no token shown.
+    synced = r.json()["result"]["accounts"]
+    assert [a["id"] for a in synced] == [account_id] and "access_token" not in r.text
     unknown = client.post(f"/v1/accounts/{account_id}/actions/sync_boards", json={})
     assert unknown.status_code == 404 and unknown.json()["details"]["actions"] == ["sync_organizations"]
 

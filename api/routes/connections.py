@@ -253,14 +253,19 @@ async def run_action(account_id: str, action_id: str, caller: CallerDep, session
     settings = request.app.state.settings
     keeper: TokenKeeper = request.app.state.token_keeper
     session.expunge(a)
+    adapter = keeper.adapter(a.provider)
+    app = settings.oauth_app(a.provider)
     try:
         credentials = await keeper.credentials(a)
-        result = await keeper.adapter(a.provider).run_action(settings.oauth_app(a.provider), credentials, action_id)
+        result = await adapter.run_action(app, credentials, action_id)
+        # A sync re-reads what the login reaches and stores it: new Pages or organizations
+        # become accounts, known ones get fresh names and tokens.
+        identities = (await adapter.discover(app, adapter.login_credentials(credentials))
+                      if action_id.startswith("sync_") and app is not None else [])
     except AuthExpired as exc:
         raise ApiError(409, "account_reauth_required", exc.message) from None
     except ProviderError as exc:
         raise ApiError(502, "provider_unavailable", exc.message) from None
-    identities = result.pop("identities", None) if isinstance(result, dict) else None
     if identities:
         cipher = CredentialCipher(settings.secret_key)
         now = datetime.now(timezone.utc)
