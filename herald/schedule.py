@@ -1608,6 +1608,7 @@ def check_posts_against_providers(schedule: Schedule) -> list[ScheduleProblem]:
             media=post.media,
             settings=post.settings,
             is_reply=post.interaction_type != "post",
+            post_type=post.post_type,
         )
         for problem in adapter.check_post(draft):
             problems.add(_post_path(post, problem.field), problem.message)

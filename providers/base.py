@@ -141,6 +141,7 @@ class PostDraft(BaseModel):
     media: list[MediaRef] = Field(default_factory=list)
     settings: dict[str, Any] = Field(default_factory=dict)
     is_reply: bool = False
+    post_type: str | None = None  # providers/post_types.py (story, reel, ...): None = the default
 
 
 class Problem(BaseModel):

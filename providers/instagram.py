@@ -196,6 +196,11 @@ class InstagramContainerAdapter(OAuthAdapter):
         for i, kind in enumerate(kinds):
             if kind not in ("image", "video"):
                 problems.append(Problem(field=f"assets[{i}]", message="instagram posts photos and videos only"))
+        # A story and a reel are one media container each (§3: media_type STORIES / REELS).
+        if draft.post_type == "story" and len(draft.media) > 1:
+            problems.append(Problem(field="assets", message=f"an instagram story is one photo or video, got {len(draft.media)}"))
+        if draft.post_type == "reel" and (len(draft.media) != 1 or kinds[:1] == ["image"]):
+            problems.append(Problem(field="assets", message="an instagram reel is exactly one video"))
         return problems
 
     # --- helpers ------------------------------------------------------------------------------

@@ -434,3 +434,20 @@ async def test_sandbox_refuses_malformed_requests(ig, sandbox_url, tmp_path, med
     assert limit.json()["data"][0]["config"]["quota_duration"] == 86400
     assert ig_id in limit.headers["x-business-use-case-usage"]
     assert API.get(f"{base}/{ig_id}", headers={"Authorization": "OAuth nope"}).json()["error"]["code"] == 190
+
+
+def test_stories_and_reels_have_one_container_each() -> None:
+    from providers.base import MediaRef, PostDraft
+    from providers.instagram import InstagramBusinessAdapter
+
+    pic = MediaRef(url="https://e.com/a.jpg", kind="image")
+    clip = MediaRef(url="https://e.com/a.mp4", kind="video")
+
+    def problems(post_type, media):  # noqa: ANN001, ANN202
+        draft = PostDraft(provider="instagram_business", text="t", media=media, post_type=post_type)
+        return [p.message for p in InstagramBusinessAdapter.check_post(draft) if p.field == "assets"]
+
+    assert problems("story", [pic]) == [] and problems("reel", [clip]) == []
+    assert problems("story", [pic, pic]) == ["an instagram story is one photo or video, got 2"]
+    assert problems("reel", [pic]) == ["an instagram reel is exactly one video"]
+    assert problems("feed", [pic, pic]) == []  # a carousel
