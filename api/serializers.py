@@ -33,7 +33,8 @@ def account_json(a: Account) -> dict[str, Any]:
     return {
         "id": a.id, "provider": a.provider, "handle": a.handle, "displayName": a.display_name,
         "accountType": a.account_type, "externalId": a.external_id, "status": a.status,
-        "connectionId": a.connection_id, "metadata": a.meta,
+        "statusReason": a.status_reason, "connectionId": a.connection_id, "metadata": a.meta,
+        "tokenExpiresAt": ts(a.token_expires_at),
         "createdAt": ts(a.created_at), "updatedAt": ts(a.updated_at),
     }
 
@@ -42,6 +43,7 @@ def connection_json(c: Connection, account: Account | None = None) -> dict[str, 
     return {
         "id": c.id, "provider": c.provider, "status": c.status, "authorizeUrl": c.authorize_url,
         "error": c.error, "account": account_json(account) if account else None,
+        "accountIds": list(c.account_ids or []), "expiresAt": ts(c.expires_at),
         "createdAt": ts(c.created_at), "updatedAt": ts(c.updated_at),
     }
 
@@ -80,7 +82,8 @@ def post_json(p: Post, settings: Settings) -> dict[str, Any]:
         "publishAtUtc": ts(p.publish_at), "timezone": p.timezone, "assets": media_json(p.media),
         "settings": p.settings, "providerPostId": p.provider_post_id, "providerUrl": p.provider_url,
         "errorCode": p.error_code, "error": p.error, "attempts": p.attempts,
-        "publishedAt": ts(p.published_at), "createdAt": ts(p.created_at), "updatedAt": ts(p.updated_at),
+        "publishedAt": ts(p.published_at), "deletedAt": ts(p.deleted_at),
+        "createdAt": ts(p.created_at), "updatedAt": ts(p.updated_at),
         "postType": p.post_type, "campaignId": p.campaign_id, "stepId": p.step_id,
         "interactionType": p.interaction_type, "parentPostId": p.parent_post_id,
         "requiresApproval": p.requires_approval,

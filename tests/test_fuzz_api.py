@@ -1,6 +1,8 @@
 """Every route of the real stack (`herald dev`: Temporal, workers, API, sandbox) fuzzed with
-schemathesis from the API's own OpenAPI document: with a valid key, no answer is a 5xx and every
-error has the documented shape; without a key or with a revoked one, every /v1 route is a 401."""
+schemathesis from the API's own OpenAPI document: with a valid key, no answer is a 5xx, every
+error has the documented shape, and every answer has a documented status and content type and
+matches the schema the document gives that status (api/openapi_responses.py); without a key or
+with a revoked one, every /v1 route is a 401."""
 
 from __future__ import annotations
 
@@ -12,11 +14,16 @@ import schemathesis
 from schemathesis import GenerationMode
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import (content_type_conformance, not_a_server_error, response_schema_conformance,
+                                 status_code_conformance)
 
 from tests.e2e_stack import Stack
 
 pytestmark = pytest.mark.e2e
+
+# Checked on every answer to a valid key, schema-valid and schema-breaking input alike: the
+# document declares each route's success schema, and Error for every 4XX and 5XX.
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 # Enough to reach every branch of our validators in CI time; raise locally for a deeper run.
 EXAMPLES = int(os.environ.get("HERALD_TEST_FUZZ_EXAMPLES", "15"))
@@ -51,7 +58,7 @@ def _documented_error(response) -> None:  # noqa: ANN001
 
 
 def test_no_route_answers_5xx_to_any_input(operations: list, stack: Stack) -> None:
-    tried = 0
+    tried, succeeded = 0, set()
     # Positive cases follow the schema; negative ones break it on purpose (wrong types, bad ids).
     for op, mode in ((op, mode) for op in operations for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)):
         @FUZZ
@@ -60,15 +67,21 @@ def test_no_route_answers_5xx_to_any_input(operations: list, stack: Stack) -> No
             nonlocal tried
             tried += 1
             response = case.call(headers={"Authorization": f"Bearer {stack.key}"}, timeout=30)
-            case.validate_response(response, checks=[not_a_server_error])
+            case.validate_response(response, checks=CHECKS)
             _documented_error(response)
+            if response.status_code < 300:
+                succeeded.add((case.method, case.path))
 
         try:
             fuzz()
         except Unsatisfiable:
             assert mode == GenerationMode.NEGATIVE  # nothing in this operation can be made invalid
-    print(f"fuzzed {len(operations)} operations with {tried} requests")
+    print(f"fuzzed {len(operations)} operations with {tried} requests; "
+          f"{len(succeeded)} operations answered 2xx/3xx, checked against their success schemas")
     assert tried >= len(operations) * 3
+    # Random ids mostly get 404s, but the lists and the creates answer successes, so the success
+    # schemas really are checked (a route whose answer breaks its schema fails above).
+    assert len(succeeded) >= 10, sorted(succeeded)
 
 
 def test_every_v1_route_needs_a_valid_key(operations: list, stack: Stack, revoked_key: str) -> None:

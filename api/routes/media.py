@@ -27,7 +27,7 @@ from api.errors import ApiError, error_body, not_found
 from api.rate_limits import limited
 from herald import assets as a
 from herald.ids import new_id
-from store.models import Asset, MediaTask
+from store.models import Asset, AssetRendition, MediaTask
 
 router = APIRouter(tags=["media"])
 
@@ -93,6 +93,20 @@ async def deliver_preview(asset_id: str, token: str, name: str, request: Request
         return _not_found()
     return await _serve(request, settings, a.preview_key(asset.workspace_id, asset.id, name), preview["mime"],
                         name, range, if_none_match)
+
+
+@router.get("/media/{asset_id}/{token}/renditions/{rendition_id}/{filename}", operation_id="deliver_rendition")
+@router.head("/media/{asset_id}/{token}/renditions/{rendition_id}/{filename}", operation_id="deliver_rendition_head")
+async def deliver_rendition(asset_id: str, token: str, rendition_id: str, filename: str, request: Request,
+                            session: SessionDep, settings: SettingsDep,
+                            range: Annotated[Optional[str], Header()] = None,
+                            if_none_match: Annotated[Optional[str], Header()] = None) -> Response:
+    """Stream a rendition made for a network (the file Instagram or Threads fetch by URL)."""
+    asset = await asyncio.to_thread(_servable, session, asset_id, token)
+    rendition = session.get(AssetRendition, rendition_id) if asset is not None and len(rendition_id) <= 40 else None
+    if asset is None or rendition is None or rendition.asset_id != asset.id:
+        return _not_found()
+    return await _serve(request, settings, rendition.object_key, rendition.mime, filename, range, if_none_match)
 
 
 # --- prepare tasks ----------------------------------------------------------------------------------
