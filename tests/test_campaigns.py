@@ -660,8 +660,8 @@ def test_a_step_with_a_problem_drops_its_descendants_only() -> None:
           "prefix (such as telegram:@name)"]),
         (body(campaign(target(account="myspace:tom"))),
          [f"campaigns[0].targets[0].account: {UnknownProvider('myspace').message}"]),
-        (body(campaign(target(account="acc_1", provider="linkedin"))),
-         [f"campaigns[0].targets[0].provider: {UnknownProvider('linkedin').message}"]),
+        (body(campaign(target(account="acc_1", provider="pinterest"))),
+         [f"campaigns[0].targets[0].provider: {UnknownProvider('pinterest').message}"]),
         (body(campaign(target(account="discord:1", provider="telegram"))),
          ["campaigns[0].targets[0].provider: 'telegram' does not match account handle "
           "'discord:1'"]),

@@ -545,8 +545,8 @@ def test_provider_conflicting_with_the_handle() -> None:
     ("fields", "path", "provider"),
     [
         ({"provider": "myspace", "account": "acc_1"}, "posts[0].provider", "myspace"),
-        ({"provider": "linkedin", "account": "acc_1"}, "posts[0].provider", "linkedin"),
-        ({"account": "x:@herald"}, "posts[0].account", "x"),
+        ({"provider": "pinterest", "account": "acc_1"}, "posts[0].provider", "pinterest"),
+        ({"account": "tiktok:@herald"}, "posts[0].account", "tiktok"),
         ({"account": "myspace:tom"}, "posts[0].account", "myspace"),
     ],
 )
@@ -558,8 +558,8 @@ def test_unknown_and_unsupported_providers(
 
 
 def test_known_but_unsupported_provider_says_so() -> None:
-    _, problems = parse({"posts": [post(account="linkedin:person:1")]})
-    assert problems[0].startswith("posts[0].account: provider 'linkedin' is not supported yet")
+    _, problems = parse({"posts": [post(account="pinterest:board:1")]})
+    assert problems[0].startswith("posts[0].account: provider 'pinterest' is not supported yet")
 
 
 def test_provider_must_be_a_string() -> None:
