@@ -10,11 +10,12 @@ from providers.instagram import InstagramBusinessAdapter, InstagramLoginAdapter
 from providers.linkedin import LinkedInAdapter, LinkedInPageAdapter
 from providers.telegram import TelegramAdapter
 from providers.threads import ThreadsAdapter
+from providers.x import XAdapter
 
 ADAPTERS: dict[str, type[Adapter]] = {
     cls.provider: cls
     for cls in (DiscordAdapter, TelegramAdapter, LinkedInAdapter, LinkedInPageAdapter, ThreadsAdapter,
-                FacebookAdapter, InstagramBusinessAdapter, InstagramLoginAdapter)
+                FacebookAdapter, InstagramBusinessAdapter, InstagramLoginAdapter, XAdapter)
 }
 
 # Providers named by the SocialClaw spec that Herald does not publish to yet: accepted as ids,

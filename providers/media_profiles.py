@@ -19,6 +19,7 @@ from providers.facebook import MEDIA_PROFILES as FACEBOOK_PROFILES
 from providers.instagram import MEDIA_PROFILES as INSTAGRAM_PROFILES
 from providers.linkedin import MEDIA_PROFILES as LINKEDIN_PROFILES
 from providers.threads import MEDIA_PROFILES as THREADS_PROFILES
+from providers.x import MEDIA_PROFILES as X_PROFILES
 
 MB = 1_000_000
 MIB = 1024 * 1024
@@ -98,6 +99,7 @@ PROFILES: dict[str, dict[str | None, MediaProfile]] = {
     **THREADS_PROFILES,
     **FACEBOOK_PROFILES,
     **INSTAGRAM_PROFILES,
+    **X_PROFILES,
 }
 
 

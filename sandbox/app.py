@@ -1,8 +1,14 @@
-"""The provider sandbox: an ASGI app that answers like Discord's webhook API and Telegram's Bot
-API, records what it received, and injects faults on demand.
+"""The provider sandbox: an ASGI app that answers like each network's API (Discord, Telegram, X,
+LinkedIn, Facebook, Instagram, Threads), records what it received, and injects faults on demand.
 
     /discord/api/v10/...  /discord/api/...     see sandbox/discord.py
     /telegram/bot<token>/<method>              see sandbox/telegram.py
+    /x/api/2/...  /x/www/i/oauth2/authorize    see sandbox/x.py
+    /linkedin/api/...  /linkedin/www/oauth/v2/* see sandbox/linkedin.py
+    /facebook/graph/...  /facebook/www/...     see sandbox/facebook.py (Graph helpers: sandbox/graph.py)
+    /instagram_business/graph/...  /instagram/{graph,api,www}/...   see sandbox/instagram.py
+    /threads/graph/...  /threads/www/...       see sandbox/threads.py
+    shared OAuth codes and tokens              see sandbox/oauth.py
     GET    /_sandbox/health                    {"ok": true}
     GET    /_sandbox/deliveries[?provider=&target=]
     GET    /_sandbox/faults                    pending faults

@@ -141,3 +141,55 @@ def test_instagram_carousel_story_comment_and_no_delete(stack: Stack, api: httpx
     assert any(d["text"] == "First!" for d in got)
     assert len([d for d in got if d["media"] and d["media"][0]["image"]["height"] == 1920]) == 1  # the story
     assert_error(api.post(f"/v1/posts/{ids[0]}/delete"), 409, "delete_not_supported")
+
+
+def test_x_thread_by_campaign_with_media_refresh_on_401_and_reconcile(stack: Stack, api: httpx.Client) -> None:
+    """The issue's offline promise: connect X and publish a thread. Then a token the network
+    refuses is refreshed once and the post goes out; a send whose answer is lost is reconciled
+    (X can be asked) and never sent twice."""
+    handle = connect(api, "x")[0]["handle"]
+    pic, data = upload_png(api, (1200, 675), "crimson")
+    start = at(5)
+    body = {"campaigns": [{"name": "launch thread", "targets": [{"account": handle, "publish_at": start, "steps": [
+        {"id": "one", "text": "1/3 Herald ships today https://example.com/launch", "assets": [pic],
+         "settings": {"replySettings": "following"}},
+        {"id": "two", "interaction_type": "reply", "parent_step_id": "one", "text": "2/3 durable by design"},
+        {"id": "three", "interaction_type": "reply", "parent_step_id": "two", "text": "3/3 try it"},
+    ]}]}]}
+    r = api.post("/v1/posts/apply", json=body)
+    assert r.status_code == 201, r.text
+    ids = [p["id"] for p in r.json()["posts"]]
+    posts = [wait_post(api, pid, ("published", "failed"), timeout=90) for pid in ids]
+    assert [p["status"] for p in posts] == ["published"] * 3, posts
+    got = {d["id"]: d for d in deliveries(stack, "x")}
+    one, two, three = (got[p["providerPostId"]] for p in posts)
+    assert (two["replyTo"], three["replyTo"]) == (one["id"], two["id"])
+    assert [m["sha256"] for m in one["media"]] == [hashlib.sha256(data).hexdigest()]
+    assert one["replySettings"] == "following"
+
+    # Every access token expires at X: the next publish gets a 401, refreshes, and goes out.
+    httpx.post(f"{stack.sandbox}/_sandbox/oauth", json={"network": "x", "action": "expire_access"}).raise_for_status()
+    (refreshed,) = _apply(api, [{"account": handle, "text": "after a refresh", "publish_at": at(4)}])
+    post = wait_post(api, refreshed, ("published", "failed"), timeout=60)
+    assert post["status"] == "published", post
+
+    # The answer to the send is lost after X stored the post: reconcile finds it, no duplicate.
+    httpx.post(f"{stack.sandbox}/_sandbox/faults", json={"provider": "x", "kind": "drop_after_accept"}).raise_for_status()
+    (dropped,) = _apply(api, [{"account": handle, "text": "lost answer, one post", "publish_at": at(4)}])
+    post = wait_post(api, dropped, ("published", "failed"), timeout=90)
+    assert post["status"] == "published", post
+    assert [d["text"] for d in deliveries(stack, "x")].count("lost answer, one post") == 1
+    outcomes = [a["outcome"] for a in api.get(f"/v1/posts/{dropped}/attempts").json()["attempts"]]
+    assert "reconciled" in outcomes, outcomes
+
+    # The refresh is refused: the account needs re-auth and its due post fails clearly.
+    httpx.post(f"{stack.sandbox}/_sandbox/oauth", json={"network": "x", "action": "revoke"}).raise_for_status()
+    (refused,) = _apply(api, [{"account": handle, "text": "never sent", "publish_at": at(4)}])
+    post = wait_post(api, refused, ("published", "failed"), timeout=60)
+    assert (post["status"], post["errorCode"]) == ("failed", "account_reauth_required"), post
+    account = next(a for a in api.get("/v1/accounts", params={"provider": "x"}).json()["accounts"] if a["handle"] == handle)
+    assert account["status"] == "needs_reauth" and account["statusReason"]
+    assert "never sent" not in [d["text"] for d in deliveries(stack, "x")]
+    # Connecting again puts it back in service, in place.
+    again = connect(api, "x")[0]
+    assert again["id"] == account["id"] and again["status"] == "connected"
