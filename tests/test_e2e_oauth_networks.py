@@ -193,3 +193,32 @@ def test_x_thread_by_campaign_with_media_refresh_on_401_and_reconcile(stack: Sta
     # Connecting again puts it back in service, in place.
     again = connect(api, "x")[0]
     assert again["id"] == account["id"] and again["status"] == "connected"
+
+
+def test_zz_no_oauth_secret_in_any_log_line(stack: Stack, api: httpx.Client) -> None:
+    """After every network above connected, refreshed and published: no access token, refresh
+    token, authorization code or client secret in any process's log."""
+    import sqlite3
+
+    from herald.crypto import CredentialCipher
+    from herald.settings import DEV_SECRET_KEY
+
+    connect(api, "threads")  # one more flow right before the scan
+    log = (stack.data_dir.parent / "dev.log").read_text(errors="replace")
+    assert "/oauth/threads/callback" in log or "oauth" in log.lower()  # the flows did run and log
+    cipher = CredentialCipher(DEV_SECRET_KEY)
+    with sqlite3.connect(stack.data_dir / "herald.db") as db:
+        rows = db.execute("SELECT provider, credentials_encrypted FROM accounts").fetchall()
+    secrets = set()
+    for provider, blob in rows:
+        creds = cipher.decrypt(blob)
+        secrets |= {str(v) for k, v in creds.items()
+                    if k in ("access_token", "refresh_token", "page_access_token", "user_access_token") and v}
+    assert len(secrets) >= 6, "the accounts of the tests above hold tokens"
+    leaked = [s[:6] + "…" for s in secrets if s in log]
+    assert leaked == [], f"tokens in the log: {leaked}"
+    assert "herald-sandbox-secret" not in log
+    import re
+
+    unredacted = [line for line in log.splitlines() if re.search(r"[?&](code|code_verifier)=(?!<redacted>)", line)]
+    assert unredacted == [], unredacted[:3]
