@@ -4,7 +4,6 @@
 * ``graph_error``: the Graph error envelope -> Herald's taxonomy.
 * ``usage`` / ``regain_seconds``: the ``X-App-Usage`` and ``X-Business-Use-Case-Usage`` headers.
 * ``GraphCall``: a prepared irreversible call (the ``PreparedPublish`` of all three adapters).
-* ``RedactGraphSecrets``: a log filter; Meta's token endpoints take secrets as query parameters.
 
 Facts from /work/shared/reference/providers.md §2-§4 (tags [C] confirmed, [3P] third party,
 [U] unconfirmed) and from pages read with the search tool (cited inline).
@@ -13,8 +12,6 @@ Facts from /work/shared/reference/providers.md §2-§4 (tags [C] confirmed, [3P]
 from __future__ import annotations
 
 import json
-import logging
-import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -191,30 +188,5 @@ class GraphCall(PreparedPublish):
         return result
 
 
-# --- secrets in logs ------------------------------------------------------------------------------
-
-# httpx logs each request URL at INFO. Meta's token endpoints are GET requests whose query
-# carries client_secret, the code, fb_exchange_token and access_token [C access-token guides];
-# redact those values before any handler sees them.
-_SECRET_PARAMS = re.compile(
-    r"((?:access_token|client_secret|fb_exchange_token|code|input_token|refresh_token)=)[^&\s\"']+",
-    re.IGNORECASE,
-)
-
-
-def redact_query(text: str) -> str:
-    return _SECRET_PARAMS.sub(r"\1<redacted>", text)
-
-
-class RedactGraphSecrets(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = redact_query(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        return True
-
-
-_httpx_logger = logging.getLogger("httpx")
-if not any(isinstance(f, RedactGraphSecrets) for f in _httpx_logger.filters):
-    _httpx_logger.addFilter(RedactGraphSecrets())
+# Secrets in logged URLs (the Graph token endpoints take them as query parameters) are taken
+# out by the one httpx log filter, providers/http_media.RedactTokens.

@@ -35,10 +35,20 @@ from providers.base import (
 # httpx logs every request URL at INFO ("HTTP Request: POST https://…"). Telegram's bot token
 # and Discord's webhook token are path segments, so redact them before any handler sees them.
 _SECRET_PATHS = re.compile(r"(/bot)\d+:[A-Za-z0-9_-]+|(/webhooks/\d+/)[A-Za-z0-9_.-]+")
+# Token endpoints that are GET requests (Meta's Graph, Threads, Instagram) carry secrets in the
+# query string [C access-token guides]; so may a POST's logged URL on other networks.
+_SECRET_PARAMS = re.compile(
+    r"((?:access_token|client_secret|fb_exchange_token|code|code_verifier|input_token|refresh_token)=)"
+    r"[^&\s\"']+",
+    re.IGNORECASE,
+)
 
 
 def redact(text: str) -> str:
-    return _SECRET_PATHS.sub(lambda m: (m.group(1) or m.group(2)) + "<redacted>", text)
+    """Secrets taken out of a URL (or a log line holding one): bot tokens and webhook tokens in
+    paths, tokens, codes and client secrets in query strings."""
+    text = _SECRET_PATHS.sub(lambda m: (m.group(1) or m.group(2)) + "<redacted>", text)
+    return _SECRET_PARAMS.sub(r"\1<redacted>", text)
 
 
 class RedactTokens(logging.Filter):

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import re
 import time
 import unicodedata
@@ -144,23 +143,7 @@ MEDIA_PROFILES: dict[str, dict[str | None, MediaProfile]] = {"threads": {None: T
 
 # --- secrets in logs --------------------------------------------------------------------------------
 
-_SECRET_PARAMS = re.compile(r"((?:access_token|client_secret|code|fb_exchange_token)=)[^&\s\"']+")
-
-
-class RedactQuerySecrets(logging.Filter):
-    """httpx logs every request URL at INFO; the token endpoints carry secrets in the query."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = _SECRET_PARAMS.sub(r"\1<redacted>", message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        return True
-
-
-_httpx_logger = logging.getLogger("httpx")
-if not any(isinstance(f, RedactQuerySecrets) for f in _httpx_logger.filters):
-    _httpx_logger.addFilter(RedactQuerySecrets())
+# Secrets in logged token-endpoint URLs: providers/http_media.RedactTokens (one filter for all).
 
 
 # --- pure helpers ---------------------------------------------------------------------------------

@@ -257,3 +257,43 @@ def test_an_unconfigured_network_is_a_clear_400_and_cannot_publish(tmp_path) -> 
 
     cap = capability("linkedin", settings=settings)
     assert cap["canPublish"] is False and "HERALD_LINKEDIN_CLIENT_ID" in cap["reason"]
+
+
+def test_a_mobile_callback_scheme_gets_the_outcome_by_redirect(api) -> None:
+    client, _, _, _ = api
+    started = client.post("/v1/connections/start", json={"provider": "linkedin", "callbackScheme": "heraldapp"})
+    assert started.status_code == 201, started.text
+    done = httpx.get(_consent(started.json()["connection"]["authorizeUrl"]), follow_redirects=False, timeout=30)
+    assert done.status_code == 303
+    target = urlsplit(done.headers["location"])
+    q = {k: v[0] for k, v in parse_qs(target.query).items()}
+    assert (target.scheme, target.netloc, target.path) == ("heraldapp", "oauth", "/callback")
+    assert q == {"status": "connected", "connectionId": started.json()["connection"]["id"], "provider": "linkedin"}
+
+
+def test_a_failed_code_exchange_fails_the_connection(api) -> None:
+    client, _, _, _ = api
+    started = client.post("/v1/connections/start", json={"provider": "linkedin"}).json()["connection"]
+    callback = urlsplit(_consent(started["authorizeUrl"]))
+    q = {k: v[0] for k, v in parse_qs(callback.query).items()}
+    r = httpx.get(f"{callback.scheme}://{callback.netloc}{callback.path}",
+                  params={"code": "not-the-code-we-were-given", "state": q["state"]}, timeout=30)
+    assert r.status_code == 400 and r.json()["code"] == "oauth_exchange_failed", r.text
+    conn = client.get(f"/v1/connections/{started['id']}").json()["connection"]
+    assert conn["status"] == "failed" and "refused the authorization" in conn["error"]
+    assert "not-the-code" not in r.text
+
+
+def test_each_network_gets_its_own_connection_pool_in_the_publisher(tmp_path) -> None:
+    from activities.publishing import PublishActivities
+
+    settings = Settings(data_dir=tmp_path, secret_key=SECRET)
+    made: list[httpx.AsyncClient] = []
+
+    def factory() -> httpx.AsyncClient:
+        made.append(httpx.AsyncClient())
+        return made[-1]
+
+    acts = PublishActivities(settings, None, httpx.AsyncClient(), CredentialCipher(SECRET), client_factory=factory)  # type: ignore[arg-type]
+    x1, x2, li = acts._adapter("x"), acts._adapter("x"), acts._adapter("linkedin")
+    assert x1.http is x2.http and x1.http is not li.http and len(made) == 2

@@ -1,0 +1,132 @@
+"""Every shape each OAuth network supports, published end to end through the API against
+`herald dev`: videos (made to fit each network by the media pipeline), multi-image posts,
+carousels, reels, stories, quotes, member and page posts. tests/test_e2e_oauth_networks.py covers
+connecting, threads, comments, refresh, reconcile and delete; this module covers the shapes."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e_stack import Stack, at, deliveries, wait_post
+from tests.test_e2e_oauth_networks import connect, upload_png
+
+pytestmark = pytest.mark.e2e
+
+DONE = ("published", "failed")
+
+
+@pytest.fixture(scope="module")
+def vertical_clip(stack: Stack) -> str:
+    """A 4 s 720x1280 H.264/AAC MP4 (reels and stories want 9:16 and at least 3 s), served by the
+    test media server; each network gets the rendition its rules ask for."""
+    from media.tools import resolve_tools
+
+    path = Path(stack.data_dir.parent / "media-src" / "vertical.mp4")
+    subprocess.run([resolve_tools().ffmpeg, "-v", "error", "-y", "-f", "lavfi", "-i",
+                    "testsrc2=size=720x1280:rate=30:duration=4", "-f", "lavfi", "-i",
+                    "sine=frequency=500:duration=4", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt",
+                    "yuv420p", "-c:a", "aac", "-shortest", "-movflags", "+faststart", str(path)],
+                   check=True, timeout=120)
+    return f"{stack.media}/vertical.mp4"
+
+
+def publish_all(api: httpx.Client, posts: list[dict], timeout: float = 180) -> list[dict]:
+    r = api.post("/v1/posts/apply", json={"posts": posts})
+    assert r.status_code == 201, r.text
+    done = [wait_post(api, p["id"], DONE, timeout=timeout) for p in r.json()["posts"]]
+    assert [(p["status"], p["errorCode"]) for p in done] == [("published", None)] * len(done), done
+    return done
+
+
+def received(stack: Stack, provider: str) -> dict[str, dict]:
+    return {d["text"]: d for d in deliveries(stack, provider)}
+
+
+def _videos(delivery: dict) -> list[dict]:
+    return [m["video"] for m in delivery["media"] if m.get("video")]
+
+
+def test_x_images_video_and_quote(stack: Stack, api: httpx.Client, vertical_clip: str) -> None:
+    handle = connect(api, "x")[0]["handle"]
+    pics = [upload_png(api, (1200, 675), c)[0] for c in ("red", "green", "blue", "white")]
+    t = at(8)
+    first = publish_all(api, [
+        {"account": handle, "text": "four pictures", "publish_at": t, "assets": pics},
+        {"account": handle, "text": "a video", "publish_at": t, "media_link": vertical_clip},
+    ])
+    quoted = first[0]["providerPostId"]
+    publish_all(api, [{"account": handle, "text": "quoting the pictures", "publish_at": at(4),
+                       "settings": {"quoteTweetId": quoted}}])
+    got = received(stack, "x")
+    assert len(got["four pictures"]["media"]) == 4
+    (video,) = _videos(got["a video"])
+    assert video["codec"] == "h264" and max(video["width"], video["height"]) <= 1280
+    assert got["quoting the pictures"]["quoteTweetId"] == quoted
+
+
+def test_linkedin_member_and_page_multi_image_and_video(stack: Stack, api: httpx.Client, vertical_clip: str) -> None:
+    member = connect(api, "linkedin")[0]["handle"]
+    page = connect(api, "linkedin_page")[0]["handle"]
+    pics = [upload_png(api, (1200, 1200), c)[0] for c in ("navy", "teal", "gray")]
+    t = at(8)
+    publish_all(api, [
+        {"account": member, "text": "member text", "publish_at": t, "settings": {"visibility": "CONNECTIONS"}},
+        {"account": member, "text": "member pictures", "publish_at": t, "assets": pics},
+        {"account": page, "text": "page video", "publish_at": t, "media_link": vertical_clip},
+        {"account": page, "text": "page pictures", "publish_at": t, "assets": pics[:2]},
+    ])
+    member_got, page_got = received(stack, "linkedin"), received(stack, "linkedin_page")
+    assert member_got["member text"]["text"] == "member text" and len(member_got["member pictures"]["media"]) == 3
+    assert len(page_got["page pictures"]["media"]) == 2
+    assert _videos(page_got["page video"])[0]["codec"] == "h264"
+
+
+def test_facebook_video_reel_and_story(stack: Stack, api: httpx.Client, vertical_clip: str) -> None:
+    page = next(a["handle"] for a in connect(api, "facebook") if a["handle"] == "facebook:200000000000001")
+    story_pic, _ = upload_png(api, (1080, 1920), "pink")
+    t = at(10)
+    publish_all(api, [
+        {"account": page, "text": "page video", "publish_at": t, "media_link": vertical_clip},
+        {"account": page, "text": "page reel", "publish_at": t, "media_link": vertical_clip, "post_type": "reel"},
+        {"account": page, "text": "", "publish_at": t, "assets": [story_pic], "post_type": "story"},
+    ])
+    got = deliveries(stack, "facebook")
+    by_text = {d["text"]: d for d in got}
+    assert _videos(by_text["page video"]) and _videos(by_text["page reel"])
+    stories = [d for d in got if d.get("kind") == "story" or (d["media"] and d["media"][0].get("image", {}).get("height") == 1920)]
+    assert len(stories) == 1
+
+
+@pytest.mark.parametrize("provider", ["instagram_business", "instagram"])
+def test_instagram_single_image_and_reel(stack: Stack, api: httpx.Client, vertical_clip: str, provider: str) -> None:
+    handle = connect(api, provider)[0]["handle"]
+    pic, _ = upload_png(api, (1080, 1350), "indigo")
+    t = at(10)
+    publish_all(api, [
+        {"account": handle, "text": f"one picture on {provider}", "publish_at": t, "assets": [pic]},
+        {"account": handle, "text": f"a reel on {provider}", "publish_at": t, "media_link": vertical_clip,
+         "post_type": "reel"},
+    ])
+    got = received(stack, provider)
+    assert got[f"one picture on {provider}"]["media"][0]["image"]["height"] == 1350
+    (reel,) = _videos(got[f"a reel on {provider}"])
+    assert reel["codec"] == "h264" and reel["height"] > reel["width"]
+
+
+def test_threads_text_video_and_carousel(stack: Stack, api: httpx.Client, vertical_clip: str) -> None:
+    handle = connect(api, "threads")[0]["handle"]
+    pics = [upload_png(api, (1080, 1080), c)[0] for c in ("khaki", "plum", "salmon")]
+    t = at(10)
+    publish_all(api, [
+        {"account": handle, "text": "just words on threads", "publish_at": t},
+        {"account": handle, "text": "a video on threads", "publish_at": t, "media_link": vertical_clip},
+        {"account": handle, "text": "a carousel on threads", "publish_at": t, "assets": pics},
+    ])
+    got = received(stack, "threads")
+    assert got["just words on threads"]["media"] == []
+    assert _videos(got["a video on threads"])[0]["codec"] == "h264"
+    assert len(got["a carousel on threads"]["media"]) == 3
