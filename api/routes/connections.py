@@ -98,6 +98,7 @@ async def start_connection(
     account.meta = identity.metadata
     account.credentials_encrypted = cipher.encrypt(identity.credentials)
     account.status = "connected"
+    account.status_reason = None
     account.updated_at = now
     connection.account_id = account.id
     session.add(account)
