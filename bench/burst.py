@@ -6,6 +6,8 @@ p99 / max, and drain time (publish_at -> every post `published` in the store).
     python bench/burst.py -n 200          # a smaller burst
     python bench/burst.py --api http://127.0.0.1:8000 --key hk_live_... --sandbox http://127.0.0.1:8790
                                           # against a stack that is already running (make run)
+    python bench/burst.py --set HERALD_PROVIDER_MAX_CONNECTIONS=8
+                                          # the stack it starts with a setting changed (repeatable)
 
 The stack it starts uses a fresh data directory, so the figures do not depend on earlier runs.
 """
@@ -31,10 +33,10 @@ TELEGRAM_TOKEN = "123456:" + "B" * 35
 
 
 @contextmanager
-def own_stack(lead: float | None) -> Iterator[tuple[str, str, str]]:
+def own_stack(lead: float | None, settings: dict[str, str] | None = None) -> Iterator[tuple[str, str, str]]:
     root = Path(tempfile.mkdtemp(prefix="herald-bench-"))
     # The benchmark measures publishing, not the API's per-key rate limits.
-    extra = {"HERALD_LOG_LEVEL": "WARNING", "HERALD_RATE_LIMITS_ENABLED": "false"}
+    extra = {"HERALD_LOG_LEVEL": "WARNING", "HERALD_RATE_LIMITS_ENABLED": "false", **(settings or {})}
     if lead is not None:
         extra["HERALD_PUBLISH_LEAD_SECONDS"] = str(lead)
     try:
@@ -126,6 +128,8 @@ def main() -> None:
     ap.add_argument("--margin", type=float, default=None,
                     help="seconds from now to the due time (default: 70 + n/20, so the workflows have "
                          "started and the lead window has not begun when the burst is applied)")
+    ap.add_argument("--set", action="append", default=[], metavar="HERALD_NAME=VALUE",
+                    help="a setting for the stack this benchmark starts (repeatable)")
     ap.add_argument("--lead", type=float, default=None,
                     help="HERALD_PUBLISH_LEAD_SECONDS for the stack it starts (default: Herald's default)")
     ap.add_argument("--api"), ap.add_argument("--key"), ap.add_argument("--sandbox")
@@ -137,7 +141,13 @@ def main() -> None:
             raise SystemExit("--api needs --key and --sandbox too")
         run(args.api, args.key, args.sandbox, args.n, args.per_run, args.accounts, margin)
         return
-    with own_stack(args.lead) as (api, key, sandbox):
+    settings = {}
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        if not sep or not name.startswith("HERALD_"):
+            raise SystemExit(f"--set wants HERALD_NAME=value, got {item!r}")
+        settings[name] = value
+    with own_stack(args.lead, settings) as (api, key, sandbox):
         run(api, key, sandbox, args.n, args.per_run, args.accounts, margin)
 
 

@@ -143,9 +143,12 @@ class Settings(BaseSettings):
     max_posts_per_run: int = 1000
     past_grace_seconds: float = 300.0
     provider_timeout_seconds: float = 30.0
-    # Concurrent HTTP requests to providers per worker process (and connections in its pool).
-    provider_max_connections: int = 8
-    # Publisher processes `herald dev` starts (each sends at most provider_max_connections at once).
+    # Concurrent HTTP requests per network per publisher process (each network has its own pool,
+    # so a slow network never holds up another). 4 measured best for a burst on two networks
+    # (docs/benchmarks.md); real networks rate-limit far below 4 x publishers in flight.
+    provider_max_connections: int = 4
+    # Publisher processes `herald dev` starts (each sends at most provider_max_connections at once
+    # to each network).
     dev_publishers: int = 2
     # Concurrent activity-task polls of the publisher worker.
     publish_pollers: int = 40
