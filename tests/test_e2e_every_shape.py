@@ -42,90 +42,90 @@ def publish_all(api: httpx.Client, posts: list[dict], timeout: float = 180) -> l
     return done
 
 
-def received(stack: Stack, provider: str) -> dict[str, dict]:
-    return {d["text"]: d for d in deliveries(stack, provider)}
-
-
 def _videos(delivery: dict) -> list[dict]:
     return [m["video"] for m in delivery["media"] if m.get("video")]
 
 
-def test_x_images_video_and_quote(stack: Stack, api: httpx.Client, vertical_clip: str) -> None:
-    handle = connect(api, "x")[0]["handle"]
-    pics = [upload_png(api, (1200, 675), c)[0] for c in ("red", "green", "blue", "white")]
-    t = at(8)
-    first = publish_all(api, [
-        {"account": handle, "text": "four pictures", "publish_at": t, "assets": pics},
-        {"account": handle, "text": "a video", "publish_at": t, "media_link": vertical_clip},
-    ])
-    quoted = first[0]["providerPostId"]
-    publish_all(api, [{"account": handle, "text": "quoting the pictures", "publish_at": at(4),
-                       "settings": {"quoteTweetId": quoted}}])
+@pytest.fixture(scope="module")
+def burst(stack: Stack, vertical_clip: str) -> dict:
+    """Every network's shapes in one run, due at one instant (one wait instead of one per
+    network); the tests below read what each network received."""
+    httpx.delete(f"{stack.sandbox}/_sandbox").raise_for_status()
+    with stack.client() as api:
+        x = connect(api, "x")[0]["handle"]
+        member = connect(api, "linkedin")[0]["handle"]
+        page = connect(api, "linkedin_page")[0]["handle"]
+        fb = next(a["handle"] for a in connect(api, "facebook") if a["handle"] == "facebook:200000000000001")
+        igb = connect(api, "instagram_business")[0]["handle"]
+        igl = connect(api, "instagram")[0]["handle"]
+        threads = connect(api, "threads")[0]["handle"]
+        wide = [upload_png(api, (1200, 675), c)[0] for c in ("red", "green", "blue", "white")]
+        square = [upload_png(api, (1080, 1080), c)[0] for c in ("khaki", "plum", "salmon")]
+        portrait, _ = upload_png(api, (1080, 1350), "indigo")
+        tall, _ = upload_png(api, (1080, 1920), "pink")
+        t = at(12)
+        posts = [
+            {"account": x, "text": "four pictures", "publish_at": t, "assets": wide},
+            {"account": x, "text": "a video", "publish_at": t, "media_link": vertical_clip},
+            {"account": member, "text": "member text", "publish_at": t, "settings": {"visibility": "CONNECTIONS"}},
+            {"account": member, "text": "member pictures", "publish_at": t, "assets": square},
+            {"account": page, "text": "page video", "publish_at": t, "media_link": vertical_clip},
+            {"account": page, "text": "page pictures", "publish_at": t, "assets": square[:2]},
+            {"account": fb, "text": "fb video", "publish_at": t, "media_link": vertical_clip},
+            {"account": fb, "text": "fb reel", "publish_at": t, "media_link": vertical_clip, "post_type": "reel"},
+            {"account": fb, "text": "", "publish_at": t, "assets": [tall], "post_type": "story"},
+            {"account": threads, "text": "just words on threads", "publish_at": t},
+            {"account": threads, "text": "a video on threads", "publish_at": t, "media_link": vertical_clip},
+            {"account": threads, "text": "a carousel on threads", "publish_at": t, "assets": square},
+        ]
+        for provider, handle in (("instagram_business", igb), ("instagram", igl)):
+            posts += [{"account": handle, "text": f"one picture on {provider}", "publish_at": t, "assets": [portrait]},
+                      {"account": handle, "text": f"a reel on {provider}", "publish_at": t,
+                       "media_link": vertical_clip, "post_type": "reel"}]
+        done = publish_all(api, posts)
+        # A quote needs the quoted post's id: it goes out once the pictures are up.
+        quoted = done[0]["providerPostId"]
+        publish_all(api, [{"account": x, "text": "quoting the pictures", "publish_at": at(4),
+                           "settings": {"quoteTweetId": quoted}}])
+    return {"quoted": quoted}
+
+
+def received(stack: Stack, provider: str) -> dict[str, dict]:
+    return {d["text"]: d for d in deliveries(stack, provider)}
+
+
+def test_x_images_video_and_quote(stack: Stack, burst: dict) -> None:
     got = received(stack, "x")
     assert len(got["four pictures"]["media"]) == 4
     (video,) = _videos(got["a video"])
     assert video["codec"] == "h264" and max(video["width"], video["height"]) <= 1280
-    assert got["quoting the pictures"]["quoteTweetId"] == quoted
+    assert got["quoting the pictures"]["quoteTweetId"] == burst["quoted"]
 
 
-def test_linkedin_member_and_page_multi_image_and_video(stack: Stack, api: httpx.Client, vertical_clip: str) -> None:
-    member = connect(api, "linkedin")[0]["handle"]
-    page = connect(api, "linkedin_page")[0]["handle"]
-    pics = [upload_png(api, (1200, 1200), c)[0] for c in ("navy", "teal", "gray")]
-    t = at(8)
-    publish_all(api, [
-        {"account": member, "text": "member text", "publish_at": t, "settings": {"visibility": "CONNECTIONS"}},
-        {"account": member, "text": "member pictures", "publish_at": t, "assets": pics},
-        {"account": page, "text": "page video", "publish_at": t, "media_link": vertical_clip},
-        {"account": page, "text": "page pictures", "publish_at": t, "assets": pics[:2]},
-    ])
+def test_linkedin_member_and_page_multi_image_and_video(stack: Stack, burst: dict) -> None:
     member_got, page_got = received(stack, "linkedin"), received(stack, "linkedin_page")
     assert member_got["member text"]["text"] == "member text" and len(member_got["member pictures"]["media"]) == 3
     assert len(page_got["page pictures"]["media"]) == 2
     assert _videos(page_got["page video"])[0]["codec"] == "h264"
 
 
-def test_facebook_video_reel_and_story(stack: Stack, api: httpx.Client, vertical_clip: str) -> None:
-    page = next(a["handle"] for a in connect(api, "facebook") if a["handle"] == "facebook:200000000000001")
-    story_pic, _ = upload_png(api, (1080, 1920), "pink")
-    t = at(10)
-    publish_all(api, [
-        {"account": page, "text": "page video", "publish_at": t, "media_link": vertical_clip},
-        {"account": page, "text": "page reel", "publish_at": t, "media_link": vertical_clip, "post_type": "reel"},
-        {"account": page, "text": "", "publish_at": t, "assets": [story_pic], "post_type": "story"},
-    ])
+def test_facebook_video_reel_and_story(stack: Stack, burst: dict) -> None:
     got = deliveries(stack, "facebook")
     by_text = {d["text"]: d for d in got}
-    assert _videos(by_text["page video"]) and _videos(by_text["page reel"])
-    stories = [d for d in got if d.get("kind") == "story" or (d["media"] and d["media"][0].get("image", {}).get("height") == 1920)]
+    assert _videos(by_text["fb video"]) and _videos(by_text["fb reel"])
+    stories = [d for d in got if d["media"] and d["media"][0].get("image", {}).get("height") == 1920]
     assert len(stories) == 1
 
 
 @pytest.mark.parametrize("provider", ["instagram_business", "instagram"])
-def test_instagram_single_image_and_reel(stack: Stack, api: httpx.Client, vertical_clip: str, provider: str) -> None:
-    handle = connect(api, provider)[0]["handle"]
-    pic, _ = upload_png(api, (1080, 1350), "indigo")
-    t = at(10)
-    publish_all(api, [
-        {"account": handle, "text": f"one picture on {provider}", "publish_at": t, "assets": [pic]},
-        {"account": handle, "text": f"a reel on {provider}", "publish_at": t, "media_link": vertical_clip,
-         "post_type": "reel"},
-    ])
+def test_instagram_single_image_and_reel(stack: Stack, burst: dict, provider: str) -> None:
     got = received(stack, provider)
     assert got[f"one picture on {provider}"]["media"][0]["image"]["height"] == 1350
     (reel,) = _videos(got[f"a reel on {provider}"])
     assert reel["codec"] == "h264" and reel["height"] > reel["width"]
 
 
-def test_threads_text_video_and_carousel(stack: Stack, api: httpx.Client, vertical_clip: str) -> None:
-    handle = connect(api, "threads")[0]["handle"]
-    pics = [upload_png(api, (1080, 1080), c)[0] for c in ("khaki", "plum", "salmon")]
-    t = at(10)
-    publish_all(api, [
-        {"account": handle, "text": "just words on threads", "publish_at": t},
-        {"account": handle, "text": "a video on threads", "publish_at": t, "media_link": vertical_clip},
-        {"account": handle, "text": "a carousel on threads", "publish_at": t, "assets": pics},
-    ])
+def test_threads_text_video_and_carousel(stack: Stack, burst: dict) -> None:
     got = received(stack, "threads")
     assert got["just words on threads"]["media"] == []
     assert _videos(got["a video on threads"])[0]["codec"] == "h264"
