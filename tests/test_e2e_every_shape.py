@@ -63,10 +63,12 @@ def burst(stack: Stack, vertical_clip: str) -> dict:
         square = [upload_png(api, (1080, 1080), c)[0] for c in ("khaki", "plum", "salmon")]
         portrait, _ = upload_png(api, (1080, 1350), "indigo")
         tall, _ = upload_png(api, (1080, 1920), "pink")
+        gif = upload_gif(api)
         t = at(12)
         posts = [
             {"account": x, "text": "four pictures", "publish_at": t, "assets": wide},
             {"account": x, "text": "a video", "publish_at": t, "media_link": vertical_clip},
+            {"account": x, "text": "an animated gif", "publish_at": t, "assets": [gif]},
             {"account": member, "text": "member text", "publish_at": t, "settings": {"visibility": "CONNECTIONS"}},
             {"account": member, "text": "member pictures", "publish_at": t, "assets": square},
             {"account": page, "text": "page video", "publish_at": t, "media_link": vertical_clip},
@@ -74,6 +76,7 @@ def burst(stack: Stack, vertical_clip: str) -> dict:
             {"account": fb, "text": "fb video", "publish_at": t, "media_link": vertical_clip},
             {"account": fb, "text": "fb reel", "publish_at": t, "media_link": vertical_clip, "post_type": "reel"},
             {"account": fb, "text": "", "publish_at": t, "assets": [tall], "post_type": "story"},
+            {"account": fb, "text": "fb link", "publish_at": t, "settings": {"link": "https://example.com/launch"}},
             {"account": threads, "text": "just words on threads", "publish_at": t},
             {"account": threads, "text": "a video on threads", "publish_at": t, "media_link": vertical_clip},
             {"account": threads, "text": "a carousel on threads", "publish_at": t, "assets": square},
@@ -90,6 +93,27 @@ def burst(stack: Stack, vertical_clip: str) -> dict:
     return {"quoted": quoted}
 
 
+def upload_gif(api: httpx.Client) -> str:
+    """A 3-frame animated GIF asset; its delivery URL once ready."""
+    import base64
+    import time
+    from io import BytesIO
+
+    from PIL import Image
+
+    frames = [Image.new("RGB", (320, 240), c) for c in ("red", "lime", "blue")]
+    buf = BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    r = api.post("/v1/assets/upload", json={"filename": "spin.gif", "contentBase64": base64.b64encode(buf.getvalue()).decode()})
+    assert r.status_code == 201, r.text
+    asset_id = r.json()["asset"]["id"]
+    deadline = time.monotonic() + 60
+    while (asset := api.get(f"/v1/assets/{asset_id}").json()["asset"])["status"] != "ready":
+        assert asset["status"] == "processing" and time.monotonic() < deadline, asset
+        time.sleep(0.2)
+    return asset["publicUrl"]
+
+
 def received(stack: Stack, provider: str) -> dict[str, dict]:
     return {d["text"]: d for d in deliveries(stack, provider)}
 
@@ -100,6 +124,8 @@ def test_x_images_video_and_quote(stack: Stack, burst: dict) -> None:
     (video,) = _videos(got["a video"])
     assert video["codec"] == "h264" and max(video["width"], video["height"]) <= 1280
     assert got["quoting the pictures"]["quoteTweetId"] == burst["quoted"]
+    (gif,) = got["an animated gif"]["media"]
+    assert gif["mime"] == "image/gif" and gif["size"] > 0
 
 
 def test_linkedin_member_and_page_multi_image_and_video(stack: Stack, burst: dict) -> None:
@@ -113,6 +139,7 @@ def test_facebook_video_reel_and_story(stack: Stack, burst: dict) -> None:
     got = deliveries(stack, "facebook")
     by_text = {d["text"]: d for d in got}
     assert _videos(by_text["fb video"]) and _videos(by_text["fb reel"])
+    assert by_text["fb link"]["link"] == "https://example.com/launch"
     stories = [d for d in got if d["media"] and d["media"][0].get("image", {}).get("height") == 1920]
     assert len(stories) == 1
 
