@@ -164,7 +164,10 @@ class Callback:
             connection = s.get(Connection, connection_id)
             if connection is None or connection.provider != self.adapter.provider or not connection.oauth_secret_encrypted:
                 raise CallbackFailed(400, "oauth_state_invalid", "the state does not belong to a connection in progress")
-            secret = self.cipher.decrypt(connection.oauth_secret_encrypted)
+            try:
+                secret = self.cipher.decrypt(connection.oauth_secret_encrypted)
+            except ValueError:  # HERALD_SECRET_KEY changed since the flow started
+                raise CallbackFailed(400, "oauth_state_invalid", "the state can no longer be checked; start again") from None
             expected = _sign(self.settings.secret_key, connection.workspace_id, connection.id,
                              connection.provider, exp, secret["nonce"])
             if not hmac.compare_digest(expected, signature):
