@@ -184,9 +184,11 @@ class PublishActivities:
                 result = await prepared.send()
             except AuthExpired:
                 # A 401 means the network refused the call: nothing was published. Refresh once
-                # (or learn that the account needs re-auth) and try again at once.
+                # (or learn that the account needs re-auth) and try again -- still not before the
+                # post's time, when the 401 came from the preparation ahead of it.
                 refreshed = await self.tokens.refresh(account.id, stale=account.credentials_encrypted, after_401=True)
                 prepared = await adapter.prepare_publish(refreshed.credentials, request)
+                await hold_until(inp.publish_at, inp.max_hold_seconds)
                 sent_at = datetime.now(timezone.utc)
                 result = await prepared.send()
         except ProviderError as exc:

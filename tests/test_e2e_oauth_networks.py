@@ -17,6 +17,12 @@ from tests.e2e_stack import Stack, assert_error, at, deliveries, wait_post
 pytestmark = pytest.mark.e2e
 
 
+def _utc(value: str):  # noqa: ANN202
+    from datetime import datetime
+
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
 def connect(api: httpx.Client, provider: str) -> list[dict]:
     started = api.post("/v1/connections/start", json={"provider": provider})
     assert started.status_code == 201, started.text
@@ -167,11 +173,15 @@ def test_x_thread_by_campaign_with_media_refresh_on_401_and_reconcile(stack: Sta
     assert [m["sha256"] for m in one["media"]] == [hashlib.sha256(data).hexdigest()]
     assert one["replySettings"] == "following"
 
-    # Every access token expires at X: the next publish gets a 401, refreshes, and goes out.
+    # Every access token expires at X: the next publish gets a 401 (here from the media upload,
+    # ahead of the post's time), refreshes, and goes out -- on its time, not early.
     httpx.post(f"{stack.sandbox}/_sandbox/oauth", json={"network": "x", "action": "expire_access"}).raise_for_status()
-    (refreshed,) = _apply(api, [{"account": handle, "text": "after a refresh", "publish_at": at(4)}])
+    due = at(8)
+    (refreshed,) = _apply(api, [{"account": handle, "text": "after a refresh", "publish_at": due, "assets": [pic]}])
     post = wait_post(api, refreshed, ("published", "failed"), timeout=60)
     assert post["status"] == "published", post
+    received = next(d for d in deliveries(stack, "x") if d["text"] == "after a refresh")["receivedAt"]
+    assert _utc(received) >= _utc(due), (received, due)
 
     # The answer to the send is lost after X stored the post: reconcile finds it, no duplicate.
     httpx.post(f"{stack.sandbox}/_sandbox/faults", json={"provider": "x", "kind": "drop_after_accept"}).raise_for_status()
