@@ -41,6 +41,7 @@ from store.models import Account, Connection
 log = logging.getLogger("herald.oauth")
 
 CALLBACK_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]{1,40}$")
+CLIENT_HINT = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
 # Schemes a mobile callback may not use: they would turn the callback into an open redirect
 # or script execution.
 FORBIDDEN_SCHEMES = {"http", "https", "javascript", "data", "file", "vbscript", "blob", "about"}
@@ -72,9 +73,9 @@ def start(session: Session, settings: Settings, workspace_id: str, adapter: OAut
         if not isinstance(scheme, str) or not CALLBACK_SCHEME.match(scheme) or scheme in FORBIDDEN_SCHEMES:
             raise ApiError(400, "invalid_request", "callbackScheme must be an app's URL scheme such as "
                            "'myapp' (letters, digits, + . -; not http, https, javascript, data or file)")
-    client = params.get("client")
-    if client is not None and client not in ("web", "mobile", "api"):
-        raise ApiError(400, "invalid_request", "client must be web, mobile or api")
+    client = params.get("client")  # a hint such as "ios" (spec); kept with the flow, not acted on
+    if client is not None and (not isinstance(client, str) or not CLIENT_HINT.match(client)):
+        raise ApiError(400, "invalid_request", "client must be a short name such as ios, android or web")
     now = datetime.now(timezone.utc)
     expires = now + timedelta(seconds=settings.oauth_state_ttl_seconds)
     connection = Connection(id=new_id("conn"), workspace_id=workspace_id, provider=provider, status="pending",
@@ -84,7 +85,7 @@ def start(session: Session, settings: Settings, workspace_id: str, adapter: OAut
     exp = str(int(expires.timestamp()))
     state = f"{connection.id}.{exp}.{_sign(settings.secret_key, workspace_id, connection.id, provider, exp, nonce)}"
     connection.oauth_secret_encrypted = CredentialCipher(settings.secret_key).encrypt(
-        {"nonce": nonce, "verifier": verifier, "callbackScheme": scheme})
+        {"nonce": nonce, "verifier": verifier, "callbackScheme": scheme, "client": client})
     connection.authorize_url = adapter.authorize_url(app, state, challenge)
     session.add(connection)
     return connection

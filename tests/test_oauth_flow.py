@@ -150,10 +150,11 @@ def test_an_expired_state_fails_the_connection(api) -> None:
 def test_bad_start_requests_are_clear_400s(api) -> None:
     client, _, _, _ = api
     for body, code in (({"provider": "linkedin", "callbackScheme": "javascript"}, "invalid_request"),
-                       ({"provider": "linkedin", "client": "desktop-toaster"}, "invalid_request"),
+                       ({"provider": "linkedin", "client": "a client hint with spaces"}, "invalid_request"),
                        ({"provider": "myspace"}, "provider_not_supported")):
         r = client.post("/v1/connections/start", json=body)
         assert r.status_code == 400 and r.json()["code"] == code, (body, r.text)
+    assert client.post("/v1/connections/start", json={"provider": "linkedin", "client": "ios"}).status_code == 201
 
 
 def test_reconnecting_updates_in_place_and_keeps_a_refresh_token_not_replaced(api) -> None:
