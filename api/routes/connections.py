@@ -13,6 +13,7 @@ from sqlmodel import select
 
 from api import account_lifecycle, oauth_flow
 from api.deps import CallerDep, SessionDep
+from api.rate_limits import limited
 from api.errors import ApiError, not_found
 from api.routes.workspace import account_health
 from api.serializers import account_json, connection_json
@@ -117,7 +118,7 @@ def list_connections(caller: CallerDep, session: SessionDep) -> dict:
     return {"ok": True, "connections": [connection_json(c) for c in rows]}
 
 
-@router.get("/connections/health")
+@router.get("/connections/health", dependencies=[limited("reads")])
 async def connections_health(caller: CallerDep, session: SessionDep, request: Request,
                              provider: Optional[str] = None) -> dict:
     """Connected accounts and those that need attention. Each connected account's token is checked
