@@ -297,6 +297,10 @@ class Adapter(abc.ABC):
 
     # False where the network offers no delete (Instagram): POST /v1/posts/{id}/delete says 409.
     can_delete: ClassVar[bool] = True
+    # What can be published ("text", "image", "thread", ...) and the settings a post may carry
+    # ({"id", "type", "label", ...} descriptors): data for /v1/accounts/{id}/capabilities|settings.
+    shapes: ClassVar[list[str]] = []
+    settings_fields: ClassVar[list[dict[str, Any]]] = []
 
     @abc.abstractmethod
     async def delete(self, credentials: dict[str, Any], provider_post_id: str) -> None:

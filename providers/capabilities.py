@@ -1,5 +1,6 @@
 """What each network can publish, and the settings a post may carry for it: data for
-/v1/accounts/{id}/capabilities and /settings, read from the adapters' Limits."""
+/v1/accounts/{id}/capabilities and /settings, read from the adapters (limits, shapes, settings
+fields), plus Herald's own settings."""
 
 from __future__ import annotations
 
@@ -9,38 +10,17 @@ from typing import Any
 from providers import ADAPTERS
 from providers.post_types import POST_TYPES
 
-SETTINGS_FIELDS: dict[str, list[dict[str, Any]]] = {
-    "discord": [
-        {"id": "threadId", "type": "string", "label": "Post into this thread (channel id)"},
-        {"id": "threadName", "type": "string", "label": "Create a forum post with this title"},
-        {"id": "allowMentions", "type": "boolean", "default": False,
-         "label": "Let @everyone/@here/role mentions ping (off by default)"},
-        {"id": "embeds", "type": "array", "label": "Discord embed objects (at most 10)"},
-    ],
-    "telegram": [
-        {"id": "parseMode", "type": "enum", "options": ["HTML", "MarkdownV2", "Markdown"]},
-        {"id": "disableLinkPreview", "type": "boolean", "default": False},
-        {"id": "silent", "type": "boolean", "default": False, "label": "Send without notification"},
-    ],
-}
-
 # Settings of Herald's own (providers/http_media.py COMMON_SETTINGS), offered for every network.
 COMMON_FIELDS: list[dict[str, Any]] = [
     {"id": "mediaFit", "type": "enum", "options": ["pad", "crop"],
      "label": "Media whose aspect ratio the network refuses: pad or crop it instead of refusing the post"},
 ]
 
-SHAPES: dict[str, list[str]] = {
-    "discord": ["text", "images", "videos", "files", "thread"],
-    "telegram": ["text", "image", "video", "document", "album", "reply"],
-}
-
 
 def settings_fields(provider: str) -> list[dict[str, Any]]:
     """The settings a post to ``provider`` may carry: the adapter's own, then Herald's."""
     adapter = ADAPTERS.get(provider)
-    own = getattr(adapter, "settings_fields", None) or SETTINGS_FIELDS.get(provider, [])
-    return list(own) + COMMON_FIELDS
+    return list(adapter.settings_fields if adapter is not None else []) + COMMON_FIELDS
 
 
 def capability(provider: str, account_id: str | None = None, status: str | None = None,
@@ -61,9 +41,9 @@ def capability(provider: str, account_id: str | None = None, status: str | None 
         "provider": provider,
         "accountId": account_id,
         "canPublish": reason is None,
-        "shapes": list(getattr(adapter, "shapes", None) or SHAPES.get(provider, [])),
+        "shapes": list(adapter.shapes),
         "postTypes": list(POST_TYPES.get(provider, ())),
-        "canDelete": bool(getattr(adapter, "can_delete", True)),
+        "canDelete": adapter.can_delete,
         "media": limits,
         "settings": settings_fields(provider),
     }

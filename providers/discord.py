@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -168,6 +168,14 @@ def _thread_of(request: PublishRequest) -> str | None:
 class DiscordAdapter(Adapter):
     provider = "discord"
     limits = LIMITS
+    shapes: ClassVar[list[str]] = ["text", "images", "videos", "files", "thread"]
+    settings_fields: ClassVar[list[dict[str, Any]]] = [
+        {"id": "threadId", "type": "string", "label": "Post into this thread (channel id)"},
+        {"id": "threadName", "type": "string", "label": "Create a forum post with this title"},
+        {"id": "allowMentions", "type": "boolean", "default": False,
+         "label": "Let @everyone/@here/role mentions ping (off by default)"},
+        {"id": "embeds", "type": "array", "label": "Discord embed objects (at most 10)"},
+    ]
 
     # --- pure check ---------------------------------------------------------------------------
 

@@ -55,8 +55,9 @@ from providers.base import (
     PublishResult,
     ReconcileResult,
 )
-from providers.graph import GRAPH_VERSION, GraphCall, graph_error, graph_json, not_found
+from providers.graph import GRAPH_VERSION, graph_error, graph_json, not_found
 from providers.http_media import (
+    PreparedRequest,
     kind_of,
     media_fit_problems,
     n,
@@ -383,7 +384,7 @@ class FacebookAdapter(OAuthAdapter):
         raise ProviderError(f"unexpected upload host {parts.hostname!r}", code="bad_upload_url")
 
     def _call(self, path: str, token: str, data: dict[str, Any],
-              parse: Any, files: Any = None) -> GraphCall:
+              parse: Any, files: Any = None) -> PreparedRequest:
         request = self.http.build_request("POST", graph_url(self.base_url, path), data=data, files=files,
                                           headers=self._auth(token))
 
@@ -392,7 +393,7 @@ class FacebookAdapter(OAuthAdapter):
                 raise self._error(response, token, publishing=True)
             return parse(graph_json(response), response.status_code)
 
-        return GraphCall(self.http, request, checked)
+        return PreparedRequest(self.http, request, checked)
 
     async def prepare_publish(self, credentials: dict[str, Any], request: PublishRequest) -> PreparedPublish:
         page_id, token = self._page(credentials)

@@ -3,7 +3,6 @@
 * ``GRAPH_VERSION``: the one version every path carries.
 * ``graph_error``: the Graph error envelope -> Herald's taxonomy.
 * ``usage`` / ``regain_seconds``: the ``X-App-Usage`` and ``X-Business-Use-Case-Usage`` headers.
-* ``GraphCall``: a prepared irreversible call (the ``PreparedPublish`` of all three adapters).
 
 Facts from /work/shared/reference/providers.md §2-§4 (tags [C] confirmed, [3P] third party,
 [U] unconfirmed) and from pages read with the search tool (cited inline).
@@ -12,7 +11,7 @@ Facts from /work/shared/reference/providers.md §2-§4 (tags [C] confirmed, [3P]
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import httpx
@@ -21,12 +20,9 @@ from providers.base import (
     AuthExpired,
     ContentRejected,
     OutcomeUnknown,
-    PreparedPublish,
     ProviderError,
     ProviderUnavailable,
-    PublishResult,
     RateLimited,
-    send_classified,
     truncate,
 )
 
@@ -151,41 +147,6 @@ def not_found(response: httpx.Response) -> bool:
     """``(#100/33) Unsupported get request. Object ... does not exist`` (or a bare 404)."""
     err = error_fields(response)
     return response.status_code == 404 or (_int(err.get("code")) == 100 and _int(err.get("error_subcode")) == 33)
-
-
-class GraphCall(PreparedPublish):
-    """The one irreversible Graph call of a publish, built in ``prepare_publish``.
-
-    ``parse`` turns the 2xx body into a result (or raises); ``after`` (optional, best effort)
-    enriches it with a read (a permalink) and must never turn a published post into an error.
-    """
-
-    def __init__(self, http: httpx.AsyncClient, request: httpx.Request,
-                 parse: Callable[[httpx.Response], PublishResult],
-                 after: Callable[[PublishResult], Awaitable[PublishResult]] | None = None):
-        self._http, self._request, self._parse, self._after = http, request, parse, after
-
-    def __repr__(self) -> str:  # the request carries a token header: never show it
-        return f"<GraphCall {self._request.method} {self._request.url.path}>"
-
-    async def send(self) -> PublishResult:
-        response = await send_classified(self._http, self._request)
-        try:
-            result = self._parse(response)
-        except ProviderError:
-            raise
-        except (KeyError, TypeError, ValueError) as exc:
-            raise OutcomeUnknown(
-                f"the provider answered {response.status_code} but the body could not be read "
-                f"({type(exc).__name__}); it may have published the post",
-                http_status=response.status_code,
-            ) from None
-        if self._after is not None:
-            try:
-                result = await self._after(result)
-            except (ProviderError, httpx.HTTPError, KeyError, TypeError, ValueError):
-                pass
-        return result
 
 
 # Secrets in logged URLs (the Graph token endpoints take them as query parameters) are taken

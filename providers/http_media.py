@@ -11,7 +11,7 @@ import asyncio
 import logging
 import mimetypes
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,6 +25,7 @@ from providers.base import (
     OutcomeUnknown,
     PreparedPublish,
     Problem,
+    ProviderError,
     ProviderUnavailable,
     PublishResult,
     send_classified,
@@ -153,7 +154,9 @@ class PreparedRequest(PreparedPublish):
     """A request built ahead of time; ``send`` performs it and hands the response to ``parse``.
 
     ``parse`` raises the taxonomy for error answers. A success status whose body cannot be read
-    is ``OutcomeUnknown``: the provider accepted the call, we just don't know the id.
+    is ``OutcomeUnknown``: the provider accepted the call, we just don't know the id. ``after``
+    (optional, best effort) enriches the result with a read, e.g. a permalink; it runs after the
+    irreversible call, so its failure never turns a published post into an error.
     """
 
     def __init__(
@@ -161,24 +164,32 @@ class PreparedRequest(PreparedPublish):
         http: httpx.AsyncClient,
         request: httpx.Request,
         parse: Callable[[httpx.Response], PublishResult],
+        after: Callable[[PublishResult], Awaitable[PublishResult]] | None = None,
     ):
         self._http = http
         self._request = request
         self._parse = parse
+        self._after = after
 
-    def __repr__(self) -> str:  # the URL can hold a token (Telegram, Discord): never show it
+    def __repr__(self) -> str:  # the URL or headers can hold a token: never show them
         return f"<PreparedRequest {self._request.method}>"
 
     async def send(self) -> PublishResult:
         response = await send_classified(self._http, self._request)
         try:
-            return self._parse(response)
+            result = self._parse(response)
         except (KeyError, TypeError, ValueError) as exc:
             raise OutcomeUnknown(
                 f"the provider answered {response.status_code} but the body could not be read "
                 f"({type(exc).__name__}); it may have published the post",
                 http_status=response.status_code,
             ) from None
+        if self._after is not None:
+            try:
+                result = await self._after(result)
+            except (ProviderError, httpx.HTTPError, KeyError, TypeError, ValueError):
+                pass
+        return result
 
 
 async def send_readonly(http: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:

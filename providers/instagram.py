@@ -67,13 +67,20 @@ from providers.graph import (
     AUTH_CODES,
     GRAPH_VERSION,
     IG_QUOTA_WAIT,
-    GraphCall,
     error_fields,
     graph_error,
     graph_json,
     not_found,
 )
-from providers.http_media import expect_bool, kind_of, media_fit_problems, n, send_readonly, unknown_settings
+from providers.http_media import (
+    PreparedRequest,
+    expect_bool,
+    kind_of,
+    media_fit_problems,
+    n,
+    send_readonly,
+    unknown_settings,
+)
 from providers.oauth import OAuthAdapter, OAuthApp, OAuthSpec, token_credentials
 
 V = GRAPH_VERSION
@@ -350,7 +357,7 @@ class InstagramContainerAdapter(OAuthAdapter):
         await self._check_quota(ig_id, token)
         return self._publish_call(f"{ig_id}/media_publish", token, {"creation_id": container})
 
-    def _publish_call(self, path: str, token: str, data: dict[str, Any], *, comment: bool = False) -> GraphCall:
+    def _publish_call(self, path: str, token: str, data: dict[str, Any], *, comment: bool = False) -> PreparedRequest:
         request = self.http.build_request("POST", graph_url(self.base_url, path), data=data, headers=self._auth(token))
 
         def parse(response: httpx.Response) -> PublishResult:
@@ -364,7 +371,7 @@ class InstagramContainerAdapter(OAuthAdapter):
             link = body.get("permalink")
             return result.model_copy(update={"provider_url": link}) if isinstance(link, str) else result
 
-        return GraphCall(self.http, request, parse, None if comment else permalink)
+        return PreparedRequest(self.http, request, parse, None if comment else permalink)
 
     async def reconcile(self, credentials: dict[str, Any], request: PublishRequest,
                         provider_post_id: str | None) -> ReconcileResult:

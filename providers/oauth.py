@@ -76,11 +76,6 @@ def new_pkce_pair() -> tuple[str, str]:
     return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
-def pkce_challenge(verifier: str) -> str:
-    digest = hashlib.sha256(verifier.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
-
-
 def token_credentials(body: dict[str, Any], now: float | None = None,
                       previous: dict[str, Any] | None = None) -> dict[str, Any]:
     """A token endpoint's JSON -> the credential fields every OAuth account keeps.

@@ -15,7 +15,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
@@ -163,6 +163,12 @@ def _form_value(value: Any) -> str:
 class TelegramAdapter(Adapter):
     provider = "telegram"
     limits = LIMITS
+    shapes: ClassVar[list[str]] = ["text", "image", "video", "document", "album", "reply"]
+    settings_fields: ClassVar[list[dict[str, Any]]] = [
+        {"id": "parseMode", "type": "enum", "options": ["HTML", "MarkdownV2", "Markdown"]},
+        {"id": "disableLinkPreview", "type": "boolean", "default": False},
+        {"id": "silent", "type": "boolean", "default": False, "label": "Send without notification"},
+    ]
 
     # --- pure check ---------------------------------------------------------------------------
 

@@ -307,6 +307,10 @@ class ThreadsSandbox:
         assert token is not None
         if token.kind != "short":
             return param_error("Only a short-lived Threads user access token can be exchanged.")
+        return self._long_lived(token)
+
+    def _long_lived(self, token: Token) -> Response:
+        """A new 60-day token for the same user (the answer of both exchange and refresh)."""
         issued = self.state.oauth.issue(NETWORK, token.user_id, token.scope, token.client_id,
                                         expires_in=LONG_LIVED_SECONDS, kind="long", prefix="THL")
         return JSONResponse({"access_token": issued["access_token"], "token_type": "bearer",
@@ -326,10 +330,7 @@ class ThreadsSandbox:
         assert token is not None
         if token.kind != "long":
             return param_error("Only a long-lived Threads user access token can be refreshed.")
-        issued = self.state.oauth.issue(NETWORK, token.user_id, token.scope, token.client_id,
-                                        expires_in=LONG_LIVED_SECONDS, kind="long", prefix="THL")
-        return JSONResponse({"access_token": issued["access_token"], "token_type": "bearer",
-                             "expires_in": LONG_LIVED_SECONDS})
+        return self._long_lived(token)
 
     # --- API auth ---------------------------------------------------------------------------------
 
