@@ -738,9 +738,13 @@ def render_video(path: str, info: MediaInfo, rules: VideoRules, fit: Fit | None,
             raise _unfit(f"The rendition came out at {_mb(size)}"
                          f"{' even at a reduced bitrate' if attempt == 2 else ''}; this network accepts "
                          f"{_mb(rules.max_bytes)}. Shorten the video.")
-        # Over budget: re-encode at a rate scaled down by the overshoot, with 10% more room.
+        # Over budget: re-encode at a rate scaled down by the overshoot, with 10% more room. The
+        # audio and the container do not shrink with the video rate, so the excess is also taken
+        # off the video rate whole (what a tight budget needs); the lower of the two wins.
         current = maxrate or int(size * 8 / info.duration)
-        maxrate = int(current * rules.max_bytes / size * 0.9)
+        scaled = current * rules.max_bytes / size * 0.9
+        excess_bits_per_second = (size - 0.9 * rules.max_bytes) * 8 / info.duration
+        maxrate = int(min(scaled, current - excess_bits_per_second))
         if maxrate < MIN_VIDEO_BITRATE:
             _remove(partial)
             raise _unfit(f"The rendition came out at {_mb(size)}; fitting {_mb(rules.max_bytes)} would need under "
