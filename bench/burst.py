@@ -19,6 +19,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
@@ -58,7 +59,84 @@ def parse_ts(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def run(api: str, key: str, sandbox: str, n: int, per_run: int, accounts: int, margin: float) -> None:
+CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def process_label(pid: str) -> str | None:
+    """A short name for the processes of a Herald stack (None for the rest of the machine)."""
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    words = [w.decode(errors="replace") for w in cmd if w]
+    line = " ".join(words)
+    if "server start-dev" in line:
+        return "temporal"
+    if "herald.cli" not in line:
+        return "bench" if int(pid) == os.getpid() else None
+    sub = words[words.index("herald.cli") + 1:] if "herald.cli" in words else []
+    if sub[:1] == ["worker"]:
+        role = sub[sub.index("--role") + 1] if "--role" in sub else "all"
+        return f"worker:{role}"
+    return sub[0] if sub else None
+
+
+def cpu_times() -> dict[str, tuple[str, float]]:
+    """pid -> (label, CPU seconds used so far) for every process of the stack."""
+    out = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        label = process_label(pid)
+        if label is None:
+            continue
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[pid] = (label, (int(fields[11]) + int(fields[12])) / CLK_TCK)
+    return out
+
+
+class CpuSampler(threading.Thread):
+    """Samples each stack process's CPU time every 100 ms, to show where the two cores went in
+    the seconds around the due time (Linux /proc only)."""
+
+    def __init__(self, due: datetime):
+        super().__init__(daemon=True)
+        self.due = due.timestamp()
+        self.samples: list[tuple[float, dict[str, tuple[str, float]]]] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            if time.time() >= self.due - 2:
+                self.samples.append((time.time() - self.due, cpu_times()))
+            self.stop.wait(0.1)
+
+    def report(self, windows: list[tuple[float, float]]) -> None:
+        def at(t: float) -> dict[str, float]:
+            best = min(self.samples, key=lambda s: abs(s[0] - t))[1]
+            per: dict[str, float] = {}
+            for label, secs in best.values():
+                per[label] = per.get(label, 0.0) + secs
+            return per
+
+        if not self.samples:
+            return
+        labels = sorted({lbl for _, snap in self.samples for lbl, _ in snap.values()})
+        print("CPU use per process around the due time (% of one core; 200 % = both cores):")
+        print("  " + "window".ljust(16) + "".join(lbl.rjust(18) for lbl in labels))
+        for a, b in windows:
+            if b > self.samples[-1][0] + 0.05:
+                break
+            start, end = at(a), at(b)
+            cells = [f"{100 * (end.get(lbl, 0) - start.get(lbl, 0)) / (b - a):.0f} %".rjust(18) for lbl in labels]
+            print("  " + f"{a:+.1f} .. {b:+.1f} s".ljust(16) + "".join(cells))
+
+
+def run(api: str, key: str, sandbox: str, n: int, per_run: int, accounts: int, margin: float,
+        cpu: bool = False) -> None:
     c = httpx.Client(base_url=api, headers={"Authorization": f"Bearer {key}"}, timeout=120)
     httpx.delete(f"{sandbox}/_sandbox").raise_for_status()
     handles = []
@@ -87,6 +165,9 @@ def run(api: str, key: str, sandbox: str, n: int, per_run: int, accounts: int, m
         raise SystemExit(f"applying took {apply_seconds:.1f} s, too close to the due time; raise --margin")
     print(f"applied {n} posts in {len(run_ids)} runs in {apply_seconds:.2f} s "
           f"({n / apply_seconds:.0f} posts/s); all due at {due_s}")
+    sampler = CpuSampler(due) if cpu else None
+    if sampler:
+        sampler.start()
 
     # Wait for every post to be published in the store (the drain), then read the sandbox.
     drained_at = None
@@ -99,6 +180,9 @@ def run(api: str, key: str, sandbox: str, n: int, per_run: int, accounts: int, m
         if done >= n:
             drained_at = datetime.now(timezone.utc)
             break
+    if sampler:
+        sampler.stop.set()
+        sampler.join()
     deliveries = httpx.get(f"{sandbox}/_sandbox/deliveries", timeout=60).json()["deliveries"]
     failed = c.get("/v1/posts", params={"status": "failed", "limit": 1, "from": due_s, "to": due_s}).json()["total"]
     late = [(parse_ts(d["receivedAt"]) - due).total_seconds() for d in deliveries]
@@ -118,6 +202,8 @@ def run(api: str, key: str, sandbox: str, n: int, per_run: int, accounts: int, m
         print(f"drain time (publish_at -> all {n} posts final in the store): {(drained_at - due).total_seconds():.1f} s")
     else:
         print("drain: not every post reached a final status within 300 s")
+    if sampler:
+        sampler.report([(-2, -1), (-1, 0), (0, 0.5), (0.5, 1), (1, 1.5), (1.5, 2), (2, 3), (3, 5), (5, 10), (10, 20)])
 
 
 def main() -> None:
@@ -132,6 +218,8 @@ def main() -> None:
                     help="a setting for the stack this benchmark starts (repeatable)")
     ap.add_argument("--lead", type=float, default=None,
                     help="HERALD_PUBLISH_LEAD_SECONDS for the stack it starts (default: Herald's default)")
+    ap.add_argument("--cpu", action="store_true",
+                    help="also print each process's CPU use in windows around the due time (Linux)")
     ap.add_argument("--api"), ap.add_argument("--key"), ap.add_argument("--sandbox")
     args = ap.parse_args()
     margin = args.margin if args.margin is not None else 70 + args.n / 20
@@ -139,7 +227,7 @@ def main() -> None:
     if args.api:
         if not (args.key and args.sandbox):
             raise SystemExit("--api needs --key and --sandbox too")
-        run(args.api, args.key, args.sandbox, args.n, args.per_run, args.accounts, margin)
+        run(args.api, args.key, args.sandbox, args.n, args.per_run, args.accounts, margin, args.cpu)
         return
     settings = {}
     for item in args.set:
@@ -148,7 +236,7 @@ def main() -> None:
             raise SystemExit(f"--set wants HERALD_NAME=value, got {item!r}")
         settings[name] = value
     with own_stack(args.lead, settings) as (api, key, sandbox):
-        run(api, key, sandbox, args.n, args.per_run, args.accounts, margin)
+        run(api, key, sandbox, args.n, args.per_run, args.accounts, margin, args.cpu)
 
 
 if __name__ == "__main__":
