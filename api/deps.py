@@ -81,7 +81,8 @@ async def get_temporal(request: Request) -> Client:
                 from herald import temporal as t
 
                 try:
-                    state.temporal = await t.connect(state.settings.temporal_target, state.settings.temporal_namespace)
+                    state.temporal = await t.connect(state.settings.temporal_target, state.settings.temporal_namespace,
+                                                     state.settings.temporal_grpc_compression)
                 except Exception:  # noqa: BLE001 - any connect failure means the same to a caller
                     raise ApiError(503, "temporal_unavailable", "the Temporal server is unreachable; try again shortly",
                                    headers={"Retry-After": "5"}) from None

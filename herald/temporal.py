@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from temporalio.client import Client
+from temporalio.service import GrpcCompression
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
 
@@ -33,8 +34,11 @@ def ui_url(ui_base: str, namespace: str, workflow_id: str) -> str:
     return f"{ui_base}/namespaces/{namespace}/workflows/{workflow_id}"
 
 
-async def connect(target: str, namespace: str) -> Client:
-    return await Client.connect(target, namespace=namespace, data_converter=pydantic_data_converter)
+async def connect(target: str, namespace: str, compression: str = "none") -> Client:
+    return await Client.connect(
+        target, namespace=namespace, data_converter=pydantic_data_converter,
+        grpc_compression=GrpcCompression.GZIP if compression == "gzip" else GrpcCompression.NONE,
+    )
 
 
 async def ensure_search_attributes(client: Client, namespace: str) -> None:

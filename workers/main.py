@@ -159,7 +159,7 @@ async def ensure_sweep_schedule(client: Client, settings: Settings) -> None:
 
 
 async def run_worker(settings: Settings, role: str = "all") -> None:
-    client = await t.connect(settings.temporal_target, settings.temporal_namespace)
+    client = await t.connect(settings.temporal_target, settings.temporal_namespace, settings.temporal_grpc_compression)
     await t.ensure_search_attributes(client, settings.temporal_namespace)
     db = Database(settings.db_url)
     stop = asyncio.Event()
