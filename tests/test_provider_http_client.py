@@ -44,7 +44,7 @@ async def test_httpcore_finds_the_async_library_without_an_import_search():
 async def slow_server():
     """A plain HTTP/1.1 server that answers each request after 20 ms and records how many
     requests it was handling at once."""
-    state = {"now": 0, "peak": 0, "served": 0}
+    state = {"now": 0, "peak": 0, "served": 0, "cookies": []}
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -54,6 +54,8 @@ async def slow_server():
                 for line in head.split(b"\r\n"):
                     if line.lower().startswith(b"content-length:"):
                         length = int(line.split(b":")[1])
+                    if line.lower().startswith(b"cookie:"):
+                        state["cookies"].append(line.decode())
                 if length:
                     await reader.readexactly(length)
                 state["now"] += 1
@@ -61,7 +63,8 @@ async def slow_server():
                 await asyncio.sleep(0.02)
                 state["now"] -= 1
                 state["served"] += 1
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: application/json\r\n\r\n{}")
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: application/json\r\n"
+                             b"Set-Cookie: session=account-a; Path=/\r\n\r\n{}")
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
@@ -83,3 +86,14 @@ async def test_gated_client_keeps_at_most_max_in_flight_requests_at_the_peer(slo
     assert state["served"] == 40
     # Bounded, and actually concurrent (a client that sent one at a time would also pass "<= 3").
     assert state["peak"] == 3
+
+
+async def test_a_cookie_one_call_received_is_not_sent_with_the_next(slow_server):
+    # One client serves every account of a network: cookies would leak between accounts.
+    base, state = slow_server
+    async with GatedAsyncClient(max_in_flight=2, timeout=10) as client:
+        first = await client.post(f"{base}/account-a", json={})
+        assert first.headers["set-cookie"].startswith("session=")
+        await client.post(f"{base}/account-b", json={})
+        assert not client.cookies
+    assert state["cookies"] == []
