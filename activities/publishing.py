@@ -11,8 +11,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
+from typing import TypeVar
 
 import httpx
 from temporalio import activity
@@ -44,6 +45,7 @@ HEARTBEAT_EVERY = 2.0  # well inside the publish activity's 10 s heartbeat timeo
 # PublishActivities._yield_to_sends).
 REPORT_YIELD_MAX = 1.0
 log = logging.getLogger("herald.publish")
+T = TypeVar("T")
 
 
 class PublishActivities:
@@ -135,7 +137,7 @@ class PublishActivities:
         self._sending += 1
         self._no_sends.clear()
         try:
-            return await prepared.send()
+            return await finish_despite_cancel(prepared.send())
         finally:
             self._sending -= 1
             if not self._sending:
@@ -151,10 +153,11 @@ class PublishActivities:
         waits until this process has no send in flight, for at most REPORT_YIELD_MAX. The post is
         already out; the heartbeat task keeps the activity alive meanwhile, and if the process
         died in this second the workflow would reconcile before any retry, as for any lost call.
-        With nothing else sending (the usual case) there is no wait at all.
+        With nothing else sending (the usual case) there is no wait at all. A cancel (the
+        publisher shutting down) ends the wait: the result is reported at once, never dropped.
         """
         if self._sending:
-            with contextlib.suppress(TimeoutError):
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 async with asyncio.timeout(REPORT_YIELD_MAX):
                     await self._no_sends.wait()
 
@@ -255,6 +258,26 @@ class PublishActivities:
             provider_thread_id=res.result.provider_thread_id if res.result else None,
             detail=res.detail,
         )
+
+
+async def finish_despite_cancel(call: Awaitable[T]) -> T:
+    """Await a provider call to its end even if the activity is cancelled meanwhile.
+
+    A publisher that shuts down (SIGTERM) cancels its running activities. Before the send that
+    is right: nothing went out, and the workflow tries again. Once the request is on its way,
+    a cancel would report "cancelled", which the workflow reads as "nothing happened" and
+    retries: a second post. So the call runs to its answer (it has its own timeout), and the
+    activity reports what the network said.
+    """
+    task = asyncio.ensure_future(call)
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.cancelled():
+                raise
+            log.warning("publisher asked to stop while a publish call is in flight; finishing the call first")
+    return task.result()
 
 
 async def _keep_alive() -> None:

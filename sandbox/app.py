@@ -13,6 +13,8 @@ LinkedIn, Facebook, Instagram, Threads), records what it received, and injects f
     GET    /_sandbox/deliveries[?provider=&target=]
     GET    /_sandbox/faults                    pending faults
     POST   /_sandbox/faults                    {"provider","kind","count"?,"retryAfter"?,"delaySeconds"?,"target"?,"message"?}
+                                               kinds: rate_limit server_error timeout drop_after_accept
+                                               auth_error reject_content slow (discord, telegram)
     POST   /_sandbox/oauth                     {"network","action"} deny_next|expire_access|revoke|fail_refresh
     GET    /_sandbox/oauth/authorizations      what each consent request asked for (scopes, PKCE)
     DELETE /_sandbox/faults                    drop pending faults

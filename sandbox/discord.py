@@ -12,6 +12,7 @@ query, as documented for the real API (the not-found behaviour without it is unc
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import math
@@ -165,6 +166,8 @@ class DiscordSandbox:
                 if fault.kind == "timeout":
                     await hold(request, fault.delay_seconds)
                     return error(504, "504: Gateway Timeout", 0)
+                if fault.kind == "slow":
+                    await asyncio.sleep(fault.delay_seconds)
                 if (response := self.fault_response(fault)) is not None:
                     return response
             return await self._store(payload, uploads, webhook_id, token, thread_id, wait, t0,

@@ -27,8 +27,12 @@ from sandbox.oauth import OAuthServer
 PROVIDERS = ("discord", "telegram", "x", "linkedin", "linkedin_page", "facebook",
              "instagram_business", "instagram", "threads")
 FAULT_KINDS = (
-    "rate_limit", "server_error", "timeout", "drop_after_accept", "auth_error", "reject_content",
+    "rate_limit", "server_error", "timeout", "drop_after_accept", "auth_error", "reject_content", "slow",
 )
+# `slow`: the network takes delaySeconds to answer and publishes whatever the client does
+# meanwhile (a client that gives up or goes away does not unpublish it). Emulated for the two
+# networks the burst and fault scenarios use.
+SLOW_PROVIDERS = ("discord", "telegram")
 FAULT_KEYS = {"provider", "kind", "count", "retryAfter", "delaySeconds", "target", "message"}
 DEFAULT_DELAY_SECONDS = 35.0
 
@@ -126,6 +130,8 @@ def parse_fault(body: Any, fault_id: int) -> Fault:
         raise ValueError(f"provider must be one of {', '.join(PROVIDERS)}")
     if kind not in FAULT_KINDS:
         raise ValueError(f"kind must be one of {', '.join(FAULT_KINDS)}")
+    if kind == "slow" and provider not in SLOW_PROVIDERS:
+        raise ValueError(f"kind slow is emulated for {' and '.join(SLOW_PROVIDERS)} only")
     count = body.get("count", 1)
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1_000_000:
         raise ValueError("count must be an integer from 1 to 1,000,000")

@@ -12,6 +12,7 @@ number -> a channel; a positive number -> a private chat. Message ids are sequen
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import html
 import json
@@ -170,6 +171,8 @@ class TelegramSandbox:
                 if fault.kind == "timeout":
                     await hold(request, fault.delay_seconds)
                     return fail(504, "Gateway Timeout")
+                if fault.kind == "slow":
+                    await asyncio.sleep(fault.delay_seconds)
                 if (response := self.fault_response(fault)) is not None:
                     return response
             response = await handler(request, params, files, chat)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime, timedelta, timezone
 
 import httpx
 
@@ -99,3 +100,46 @@ async def test_the_wait_is_bounded_when_another_send_hangs(tmp_path, monkeypatch
     started = time.monotonic()
     await finish(acts, solo, log)
     assert time.monotonic() - started < 0.05
+
+
+async def test_a_cancel_during_the_send_waits_for_the_answer(tmp_path):
+    # A publisher shutting down cancels its activities. Once the request is out, a "cancelled"
+    # report would read as "nothing sent" and the workflow would post again.
+    acts, log = activities(tmp_path), []
+    p = Prepared("inflight", log)
+    task = asyncio.create_task(finish(acts, p, log))
+    await asyncio.sleep(0.01)
+    assert log == ["send inflight"]
+    task.cancel()
+    await asyncio.sleep(0.05)
+    assert not task.done()  # still waiting for the network's answer
+    p.answer.set()
+    await task  # returns normally: the answer is reported, not a cancel
+    assert log == ["send inflight", "report inflight"] and acts._sending == 0
+
+
+async def test_a_cancel_during_the_report_wait_reports_at_once(tmp_path):
+    acts, log = activities(tmp_path), []
+    other, mine = Prepared("other", log), Prepared("mine", log)
+    hanging = asyncio.create_task(acts._send(other))
+    mine.answer.set()
+    task = asyncio.create_task(finish(acts, mine, log))
+    await asyncio.sleep(0.05)
+    assert "report mine" not in log  # waiting for "other"
+    task.cancel()
+    await task
+    assert log[-1] == "report mine"
+    other.answer.set()
+    await hanging
+
+
+async def test_a_cancel_before_the_send_still_cancels(tmp_path):
+    # Holding until the second is cancellable: nothing has gone out yet.
+    task = asyncio.create_task(publishing.hold_until(datetime.now(timezone.utc) + timedelta(seconds=30), 60))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    assert task.cancelled()

@@ -87,6 +87,7 @@ def test_reset_clears_everything(api):
     {"provider": "discord", "kind": "rate_limit", "retryAfter": -1},
     {"provider": "discord", "kind": "timeout", "delaySeconds": "soon"},
     {"provider": "discord", "kind": "rate_limit", "colour": "red"},
+    {"provider": "x", "kind": "slow"},  # emulated for Discord and Telegram only
 ])
 def test_bad_fault_bodies(api, body):
     response = api.post("/_sandbox/faults", json=body)
@@ -117,6 +118,18 @@ def test_faults_only_hit_publishing_calls_and_their_target(api):
     assert api.post("/discord/api/v10/webhooks/999/t?wait=true", json={"content": "x"}).status_code == 401
     assert tg(api, "sendMessage", json={"chat_id": "@other", "text": "x"}).status_code == 500
     assert api.get("/_sandbox/faults").json() == {"faults": []}
+
+
+def test_slow_answers_late_and_publishes_even_when_the_client_gives_up(api):
+    fault(api, provider="discord", kind="slow", delaySeconds=0.6)
+    started = time.monotonic()
+    response = api.post(f"{HOOK}?wait=true", json={"content": "late"})
+    assert response.status_code == 200 and time.monotonic() - started >= 0.55
+    fault(api, provider="telegram", kind="slow", delaySeconds=0.6)
+    with pytest.raises(httpx.ReadTimeout):
+        tg(api, "sendMessage", json={"chat_id": "@news", "text": "abandoned"}, timeout=0.2)
+    time.sleep(0.7)
+    assert [d["text"] for d in deliveries(api)] == ["late", "abandoned"]
 
 
 def test_discord_rate_limit_shape(api):
