@@ -50,6 +50,10 @@ def main() -> None:
     print(f"seed {args.seed}", flush=True)
     victims = args.victims.split(",")
     v = run(args.n, args.kills, args.seed, args.window, victims)
+    if v.reasons.get("outcome_unknown"):
+        # Sent with the answer lost, or held and lost too close to its time to prove it unsent.
+        print(f"outcome_unknown failures the sandbox did receive (once): {v.unknown_delivered} "
+              f"of {v.reasons['outcome_unknown']}")
     b.report(f"{SCENARIO} (victims: {', '.join(victims)}; seed {args.seed})", v)
 
 
