@@ -244,7 +244,9 @@ class GatedAsyncClient(httpx.AsyncClient):
 
     @cookies.setter
     def cookies(self, value: Any) -> None:
-        pass  # httpx's own __init__ sets an empty jar; there is nothing to keep
+        # A jar set here would be silently ignored, so refuse it.
+        if value:
+            raise ValueError("provider clients keep no cookies")
 
     async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:  # type: ignore[override]
         async with self._gate:

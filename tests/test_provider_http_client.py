@@ -97,3 +97,11 @@ async def test_a_cookie_one_call_received_is_not_sent_with_the_next(slow_server)
         await client.post(f"{base}/account-b", json={})
         assert not client.cookies
     assert state["cookies"] == []
+
+
+def test_a_cookie_jar_is_refused_rather_than_ignored():
+    with pytest.raises(ValueError, match="no cookies"):
+        GatedAsyncClient(cookies={"session": "x"})
+    client = GatedAsyncClient()
+    with pytest.raises(ValueError, match="no cookies"):
+        client.cookies = {"session": "x"}
