@@ -82,7 +82,8 @@ def process_label(pid: str) -> str | None:
 
 
 def cpu_times() -> dict[str, tuple[str, float]]:
-    """pid -> (label, CPU seconds used so far) for every process of the stack."""
+    """pid -> (label, CPU seconds used so far) for every Herald process on the machine (so run
+    nothing else Herald-shaped beside the benchmark when you read these figures)."""
     out = {}
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -115,12 +116,12 @@ class CpuSampler(threading.Thread):
             self.stop.wait(0.1)
 
     def report(self, windows: list[tuple[float, float]]) -> None:
-        def at(t: float) -> dict[str, float]:
-            best = min(self.samples, key=lambda s: abs(s[0] - t))[1]
+        def at(t: float) -> tuple[float, dict[str, float]]:
+            when, snap = min(self.samples, key=lambda s: abs(s[0] - t))
             per: dict[str, float] = {}
-            for label, secs in best.values():
+            for label, secs in snap.values():
                 per[label] = per.get(label, 0.0) + secs
-            return per
+            return when, per
 
         if not self.samples:
             return
@@ -130,8 +131,9 @@ class CpuSampler(threading.Thread):
         for a, b in windows:
             if b > self.samples[-1][0] + 0.05:
                 break
-            start, end = at(a), at(b)
-            cells = [f"{100 * (end.get(lbl, 0) - start.get(lbl, 0)) / (b - a):.0f} %".rjust(18) for lbl in labels]
+            (t0, start), (t1, end) = at(a), at(b)
+            span = max(t1 - t0, 0.05)  # the samples' own times, not the window's nominal edges
+            cells = [f"{100 * (end.get(lbl, 0) - start.get(lbl, 0)) / span:.0f} %".rjust(18) for lbl in labels]
             print("  " + f"{a:+.1f} .. {b:+.1f} s".ljust(16) + "".join(cells))
 
 
