@@ -77,6 +77,11 @@ def at(seconds: float) -> str:
     return (datetime.now(timezone.utc) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def utc(value: str) -> datetime:
+    """An API or sandbox timestamp ("...Z") as an aware datetime."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
 @pytest.fixture
 def api(stack: Stack) -> httpx.Client:
     httpx.delete(f"{stack.sandbox}/_sandbox").raise_for_status()

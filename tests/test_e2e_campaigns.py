@@ -13,17 +13,13 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from herald.contracts import PostOutcome
-from tests.e2e_stack import Stack, _sha, assert_error, at, deliveries, wait_post
+from tests.e2e_stack import Stack, _sha, assert_error, at, deliveries, utc, wait_post
 from tests.support import DISCORD_WEBHOOK, TELEGRAM_TOKEN
 
 pytestmark = pytest.mark.e2e
 
 LEAD = 5.0
 DONE = ("published", "failed", "canceled")
-
-
-def _utc(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def campaign_body(telegram: dict, discord: dict, start: str, **extra) -> dict:  # noqa: ANN003
@@ -70,7 +66,7 @@ def test_campaign_thread_captions_type_offset_and_approval(stack: Stack, api: ht
     message = by_path[("campaigns[0].targets[1].steps[0]", "message")]
     assert forum["description"] == message["description"] == "We shipped v2"
     assert forum["settings"]["threadName"] == "v2 is out"
-    assert _utc(message["publishAtUtc"]) - _utc(forum["publishAtUtc"]) == timedelta(seconds=3)
+    assert utc(message["publishAtUtc"]) - utc(forum["publishAtUtc"]) == timedelta(seconds=3)
     assert all(p["requireApproval"] for p in checked["posts"])
 
     applied = api.post("/v1/posts/apply", json=body)
@@ -108,7 +104,7 @@ def test_campaign_thread_captions_type_offset_and_approval(stack: Stack, api: ht
     assert [d["threadId"] for d in replies] == [forum_msg["id"]] * 2, (forum_msg, replies)  # the replies went into the forum post's thread
     plain = next(d for d in dc if d["text"] == "We shipped v2" and d is not forum_msg)
     assert plain["threadId"] is None
-    assert _utc(plain["receivedAt"]) - _utc(forum_msg["receivedAt"]) >= timedelta(seconds=2.5)
+    assert utc(plain["receivedAt"]) - utc(forum_msg["receivedAt"]) >= timedelta(seconds=2.5)
 
 
 def test_campaign_preview_builds_the_graph_and_reports_every_problem(api: httpx.Client, telegram: dict,
@@ -176,8 +172,8 @@ def test_draft_then_publish_with_start_at_shifts_every_time_once(stack: Stack, a
     published = api.post(f"/v1/runs/{run_id}/publish", json={"startAt": start.isoformat()}).json()
     assert published["duplicate"] is False and published["run"]["mode"] == "scheduled"
     times = {p["id"]: p["publishAtUtc"] for p in published["posts"]}
-    assert _utc(times[first]) == start
-    assert _utc(times[second]) == start + timedelta(minutes=90)  # the same delta for every post
+    assert utc(times[first]) == start
+    assert utc(times[second]) == start + timedelta(minutes=90)  # the same delta for every post
     again = api.post(f"/v1/runs/{run_id}/publish", json={"startAt": (start + timedelta(days=1)).isoformat()}).json()
     assert again["duplicate"] is True and {p["id"]: p["publishAtUtc"] for p in again["posts"]} == times
 
@@ -231,7 +227,7 @@ def test_edit_before_publish_moves_the_post_and_is_refused_after(stack: Stack, a
     edited = api.patch(f"/v1/dashboard/posts/{post_id}", json={"text": "final wording", "publishAt": new_time.isoformat()})
     assert edited.status_code == 200, edited.text
     assert edited.json()["post"]["description"] == "final wording"
-    assert _utc(edited.json()["post"]["publishAtUtc"]) == new_time
+    assert utc(edited.json()["post"]["publishAtUtc"]) == new_time
 
     # Moving it to another account (and so another network) re-runs its checks and its workflow follows.
     moved = api.patch(f"/v1/posts/{post_id}", json={"account": discord["handle"]})
@@ -241,7 +237,7 @@ def test_edit_before_publish_moves_the_post_and_is_refused_after(stack: Stack, a
     assert wait_post(api, post_id, DONE, timeout=40)["status"] == "published"
     (delivery,) = deliveries(stack)
     assert delivery["provider"] == "discord" and delivery["text"] == "final wording"
-    assert _utc(delivery["receivedAt"]) >= new_time
+    assert utc(delivery["receivedAt"]) >= new_time
     assert_error(api.patch(f"/v1/posts/{post_id}", json={"text": "too late"}), 409, "post_not_editable")
     assert api.get(f"/v1/posts/{post_id}").json()["post"]["description"] == "final wording"
 

@@ -12,15 +12,9 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.e2e_stack import Stack, assert_error, at, deliveries, wait_post
+from tests.e2e_stack import Stack, assert_error, at, deliveries, utc, wait_post
 
 pytestmark = pytest.mark.e2e
-
-
-def _utc(value: str):  # noqa: ANN202
-    from datetime import datetime
-
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def connect(api: httpx.Client, provider: str) -> list[dict]:
@@ -181,7 +175,7 @@ def test_x_thread_by_campaign_with_media_refresh_on_401_and_reconcile(stack: Sta
     post = wait_post(api, refreshed, ("published", "failed"), timeout=60)
     assert post["status"] == "published", post
     received = next(d for d in deliveries(stack, "x") if d["text"] == "after a refresh")["receivedAt"]
-    assert _utc(received) >= _utc(due), (received, due)
+    assert utc(received) >= utc(due), (received, due)
 
     # The answer to the send is lost after X stored the post: reconcile finds it, no duplicate.
     httpx.post(f"{stack.sandbox}/_sandbox/faults", json={"provider": "x", "kind": "drop_after_accept"}).raise_for_status()

@@ -11,6 +11,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import httpx
+import pytest
 
 from activities import publishing
 from activities.publishing import PublishActivities
@@ -40,14 +41,17 @@ async def finish(acts: PublishActivities, prepared: Prepared, log: list[str]) ->
     log.append(f"report {result.provider_post_id}")
 
 
-def activities(tmp_path) -> PublishActivities:
+@pytest.fixture
+async def acts(tmp_path):
     settings = Settings(data_dir=tmp_path, secret_key="test-secret")
-    return PublishActivities(settings, Database(settings.db_url), httpx.AsyncClient(),
-                             CredentialCipher(settings.secret_key))
+    db = Database(settings.db_url)
+    async with httpx.AsyncClient() as http:
+        yield PublishActivities(settings, db, http, CredentialCipher(settings.secret_key))
+    db.dispose()
 
 
-async def test_results_are_reported_after_the_other_sends(tmp_path):
-    acts, log = activities(tmp_path), []
+async def test_results_are_reported_after_the_other_sends(acts):
+    log = []
     a, b, c = (Prepared(n, log) for n in "abc")
     tasks = [asyncio.create_task(finish(acts, p, log)) for p in (a, b, c)]
     await asyncio.sleep(0.01)
@@ -63,8 +67,8 @@ async def test_results_are_reported_after_the_other_sends(tmp_path):
     assert sorted(log[3:]) == ["report a", "report b", "report c"]
 
 
-async def test_a_lone_publish_reports_at_once(tmp_path):
-    acts, log = activities(tmp_path), []
+async def test_a_lone_publish_reports_at_once(acts):
+    log = []
     p = Prepared("solo", log)
     p.answer.set()
     started = time.monotonic()
@@ -72,9 +76,9 @@ async def test_a_lone_publish_reports_at_once(tmp_path):
     assert log == ["send solo", "report solo"] and time.monotonic() - started < 0.05
 
 
-async def test_the_wait_is_bounded_when_another_send_hangs(tmp_path, monkeypatch):
+async def test_the_wait_is_bounded_when_another_send_hangs(acts, monkeypatch):
     monkeypatch.setattr(publishing, "REPORT_YIELD_MAX", 0.2)
-    acts, log = activities(tmp_path), []
+    log = []
     slow, fast = Prepared("slow", log), Prepared("fast", log)
     hanging = asyncio.create_task(acts._send(slow))
     await asyncio.sleep(0.01)
@@ -102,10 +106,10 @@ async def test_the_wait_is_bounded_when_another_send_hangs(tmp_path, monkeypatch
     assert time.monotonic() - started < 0.05
 
 
-async def test_a_cancel_during_the_send_waits_for_the_answer(tmp_path):
+async def test_a_cancel_during_the_send_waits_for_the_answer(acts):
     # A publisher shutting down cancels its activities. Once the request is out, a "cancelled"
     # report would read as "nothing sent" and the workflow would post again.
-    acts, log = activities(tmp_path), []
+    log = []
     p = Prepared("inflight", log)
     task = asyncio.create_task(finish(acts, p, log))
     await asyncio.sleep(0.01)
@@ -118,8 +122,8 @@ async def test_a_cancel_during_the_send_waits_for_the_answer(tmp_path):
     assert log == ["send inflight", "report inflight"] and acts._sending == 0
 
 
-async def test_a_cancel_during_the_report_wait_reports_at_once(tmp_path):
-    acts, log = activities(tmp_path), []
+async def test_a_cancel_during_the_report_wait_reports_at_once(acts):
+    log = []
     other, mine = Prepared("other", log), Prepared("mine", log)
     hanging = asyncio.create_task(acts._send(other))
     mine.answer.set()
@@ -133,7 +137,7 @@ async def test_a_cancel_during_the_report_wait_reports_at_once(tmp_path):
     await hanging
 
 
-async def test_a_cancel_before_the_send_still_cancels(tmp_path):
+async def test_a_cancel_before_the_send_still_cancels():
     # Holding until the second is cancellable: nothing has gone out yet.
     task = asyncio.create_task(publishing.hold_until(datetime.now(timezone.utc) + timedelta(seconds=30), 60))
     await asyncio.sleep(0.01)
